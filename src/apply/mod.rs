@@ -1,0 +1,97 @@
+//! Applying to a cluster: the [`Applier`] trait and its options.
+
+use serde::{Deserialize, Serialize};
+
+use crate::object::{Object, ObjectId};
+use crate::plan::Inventory;
+
+/// How one object is applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyOptions {
+    /// The server-side-apply field manager (Flux: `kustomize-controller`).
+    pub field_manager: String,
+    /// Validate and compute the result without persisting anything.
+    pub dry_run: bool,
+    /// Take ownership of fields owned by other managers (Flux always forces).
+    pub force_conflicts: bool,
+    /// The identity to impersonate, e.g.
+    /// `system:serviceaccount:team-a:team-a-reconciler`; `None` means the
+    /// applier's own (admin) identity.
+    pub impersonate: Option<String>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            field_manager: "kustomize-controller".to_string(),
+            dry_run: false,
+            force_conflicts: true,
+            impersonate: None,
+        }
+    }
+}
+
+/// Why a cluster call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The API server refused the object as invalid (schema, immutability,
+    /// missing namespace, unknown kind). Not retryable without a change.
+    #[error("{subject}: {message}")]
+    Invalid {
+        /// `Kind/ns/name`.
+        subject: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The identity may not perform the call.
+    #[error("{subject}: {message}")]
+    Forbidden {
+        /// `Kind/ns/name`.
+        subject: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The object does not exist.
+    #[error("{subject}: not found")]
+    NotFound {
+        /// `Kind/ns/name`.
+        subject: String,
+    },
+    /// A transient failure (connection, timeout, conflict, storage).
+    #[error("{subject}: {message}")]
+    Unavailable {
+        /// `Kind/ns/name`, or the operation when no object is involved.
+        subject: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl ApplyError {
+    /// True when the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ApplyError::Unavailable { .. })
+    }
+}
+
+/// A cluster backend: read live objects, dry-run, apply, delete, and keep the
+/// inventory of what a reconciler owns.
+#[async_trait::async_trait]
+pub trait Applier: Send + Sync {
+    /// Reads one live object, `None` when absent.
+    async fn get(&self, id: &ObjectId) -> Result<Option<Object>, ApplyError>;
+
+    /// Server-side applies `object` and returns the resulting live object.
+    /// With `dry_run`, nothing is persisted.
+    async fn apply(&self, object: &Object, options: &ApplyOptions) -> Result<Object, ApplyError>;
+
+    /// Deletes one object. Deleting an absent object is not an error.
+    async fn delete(&self, id: &ObjectId, options: &ApplyOptions) -> Result<(), ApplyError>;
+
+    /// Reads the inventory recorded under `owner` (e.g. `flux-system/apps`).
+    async fn read_inventory(&self, owner: &str) -> Result<Option<Inventory>, ApplyError>;
+
+    /// Records the inventory under `owner`.
+    async fn write_inventory(&self, owner: &str, inventory: &Inventory) -> Result<(), ApplyError>;
+}

@@ -1,0 +1,429 @@
+//! The shared vocabulary: [`Object`], [`ObjectId`] and [`Revision`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A Kubernetes object, held as a JSON value with typed accessors.
+///
+/// An `Object` always has a string `apiVersion`, `kind` and `metadata.name`;
+/// [`Object::new`] checks that. Everything else is free-form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub struct Object {
+    value: Value,
+}
+
+/// Why a value is not a valid Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectError {
+    /// The document is not a mapping.
+    #[error("object is not a mapping")]
+    NotAMapping,
+    /// A required field is missing or not a string.
+    #[error("object {subject} is missing the field `{field}`")]
+    MissingField {
+        /// What is known of the object (`Kind/name`, or `<unknown>`).
+        subject: String,
+        /// The dotted path of the missing field.
+        field: &'static str,
+    },
+    /// An inventory id that does not have four `_`-separated parts.
+    #[error("invalid object id {0:?}: expected <namespace>_<name>_<group>_<Kind>")]
+    InvalidId(String),
+}
+
+impl TryFrom<Value> for Object {
+    type Error = ObjectError;
+    fn try_from(value: Value) -> Result<Self, Self::Error> {
+        Object::new(value)
+    }
+}
+
+impl From<Object> for Value {
+    fn from(o: Object) -> Value {
+        o.value
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()
+}
+
+impl Object {
+    /// Wraps a value, checking `apiVersion`, `kind` and `metadata.name`.
+    pub fn new(value: Value) -> Result<Self, ObjectError> {
+        if !value.is_object() {
+            return Err(ObjectError::NotAMapping);
+        }
+        let kind = str_at(&value, &["kind"]).filter(|k| !k.is_empty());
+        let name = str_at(&value, &["metadata", "name"]).filter(|n| !n.is_empty());
+        let subject = match (kind, name) {
+            (Some(k), Some(n)) => format!("{k}/{n}"),
+            (Some(k), None) => k.to_string(),
+            (None, Some(n)) => format!("<unknown kind>/{n}"),
+            (None, None) => "<unknown>".to_string(),
+        };
+        if kind.is_none() {
+            return Err(ObjectError::MissingField {
+                subject,
+                field: "kind",
+            });
+        }
+        if str_at(&value, &["apiVersion"])
+            .filter(|a| !a.is_empty())
+            .is_none()
+        {
+            return Err(ObjectError::MissingField {
+                subject,
+                field: "apiVersion",
+            });
+        }
+        if name.is_none() {
+            return Err(ObjectError::MissingField {
+                subject,
+                field: "metadata.name",
+            });
+        }
+        if let Some(ns) = value.get("metadata").and_then(|m| m.get("namespace")) {
+            if !ns.is_string() && !ns.is_null() {
+                return Err(ObjectError::MissingField {
+                    subject,
+                    field: "metadata.namespace",
+                });
+            }
+        }
+        Ok(Object { value })
+    }
+
+    /// The whole object as a JSON value.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// Mutable access to the whole value.
+    ///
+    /// Callers must keep `apiVersion`, `kind` and `metadata.name` strings.
+    pub fn value_mut(&mut self) -> &mut Value {
+        &mut self.value
+    }
+
+    /// Unwraps the value.
+    pub fn into_value(self) -> Value {
+        self.value
+    }
+
+    /// `apiVersion`, e.g. `apps/v1`.
+    pub fn api_version(&self) -> &str {
+        str_at(&self.value, &["apiVersion"]).unwrap_or_default()
+    }
+
+    /// The API group: the part of `apiVersion` before `/`, empty for core.
+    pub fn group(&self) -> &str {
+        group_of(self.api_version())
+    }
+
+    /// The API version without the group, e.g. `v1`.
+    pub fn version(&self) -> &str {
+        let av = self.api_version();
+        av.rsplit_once('/').map(|(_, v)| v).unwrap_or(av)
+    }
+
+    /// `kind`, e.g. `Deployment`.
+    pub fn kind(&self) -> &str {
+        str_at(&self.value, &["kind"]).unwrap_or_default()
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        str_at(&self.value, &["metadata", "name"]).unwrap_or_default()
+    }
+
+    /// `metadata.namespace`, empty when unset.
+    pub fn namespace(&self) -> &str {
+        str_at(&self.value, &["metadata", "namespace"]).unwrap_or_default()
+    }
+
+    /// Sets `metadata.name`.
+    pub fn set_name(&mut self, name: &str) {
+        self.metadata_mut()
+            .insert("name".into(), Value::String(name.to_string()));
+    }
+
+    /// Sets `metadata.namespace`; an empty string removes it.
+    pub fn set_namespace(&mut self, ns: &str) {
+        let md = self.metadata_mut();
+        if ns.is_empty() {
+            md.remove("namespace");
+        } else {
+            md.insert("namespace".into(), Value::String(ns.to_string()));
+        }
+    }
+
+    /// `metadata` as a map (created when absent).
+    pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
+        let root = self.value.as_object_mut().expect("checked in Object::new");
+        let md = root
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !md.is_object() {
+            *md = Value::Object(Map::new());
+        }
+        md.as_object_mut().expect("just made an object")
+    }
+
+    fn string_map(&self, field: &str) -> Vec<(&str, &str)> {
+        self.value
+            .get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `metadata.labels`, sorted by key.
+    pub fn labels(&self) -> Vec<(&str, &str)> {
+        self.string_map("labels")
+    }
+
+    /// `metadata.annotations`, sorted by key.
+    pub fn annotations(&self) -> Vec<(&str, &str)> {
+        self.string_map("annotations")
+    }
+
+    /// One label's value.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        str_at(&self.value, &["metadata", "labels", key])
+    }
+
+    /// One annotation's value.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        str_at(&self.value, &["metadata", "annotations", key])
+    }
+
+    /// Sets one entry of `metadata.<field>` (labels or annotations).
+    pub fn set_metadata_entry(&mut self, field: &str, key: &str, value: &str) {
+        let md = self.metadata_mut();
+        let m = md
+            .entry(field.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !m.is_object() {
+            *m = Value::Object(Map::new());
+        }
+        m.as_object_mut()
+            .expect("just made an object")
+            .insert(key.to_string(), Value::String(value.to_string()));
+    }
+
+    /// The object's identity.
+    pub fn id(&self) -> ObjectId {
+        ObjectId {
+            group: self.group().to_string(),
+            kind: self.kind().to_string(),
+            namespace: self.namespace().to_string(),
+            name: self.name().to_string(),
+        }
+    }
+
+    /// A field by JSON pointer (`/spec/replicas`).
+    pub fn pointer(&self, pointer: &str) -> Option<&Value> {
+        self.value.pointer(pointer)
+    }
+}
+
+/// The group part of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+/// The identity of an object: group, kind, namespace and name.
+///
+/// `Display` writes Flux's inventory id, `<ns>_<name>_<group>_<Kind>`, and
+/// [`FromStr`] parses it back. [`ObjectId::subject`] gives the
+/// human form `Kind/ns/name`. Ids order by namespace, name, group, kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectId {
+    /// Namespace; empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// API group; empty for the core group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+}
+
+impl ObjectId {
+    /// Builds an id.
+    pub fn new(group: &str, kind: &str, namespace: &str, name: &str) -> Self {
+        ObjectId {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The subject as Flux prints it: `Kind/ns/name`, or `Kind/name` when
+    /// cluster-scoped.
+    pub fn subject(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{}/{}", self.kind, self.name)
+        } else {
+            format!("{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}_{}_{}_{}",
+            self.namespace, self.name, self.group, self.kind
+        )
+    }
+}
+
+impl FromStr for ObjectId {
+    type Err = ObjectError;
+
+    /// Parses `<ns>_<name>_<group>_<Kind>`.
+    ///
+    /// Names and namespaces are DNS names and never hold `_`; kinds never do
+    /// either. Groups are DNS subdomains. So the split is unambiguous.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split('_').collect();
+        if parts.len() != 4 || parts[1].is_empty() || parts[3].is_empty() {
+            return Err(ObjectError::InvalidId(s.to_string()));
+        }
+        Ok(ObjectId::new(parts[2], parts[3], parts[0], parts[1]))
+    }
+}
+
+/// A source revision in Flux's notation.
+///
+/// - `main@sha1:<40 hex>` (a branch),
+/// - `v1.2.3@sha1:<hex>` (a tag),
+/// - `refs/heads/x@sha1:<hex>` (a full ref name),
+/// - `sha1:<hex>` (a bare commit).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Revision {
+    /// Branch, tag or ref name; `None` for a bare commit.
+    pub name: Option<String>,
+    /// Digest algorithm, `sha1` for Git today.
+    pub algorithm: String,
+    /// The commit id in lowercase hex.
+    pub hash: String,
+}
+
+impl Revision {
+    /// A revision for a named ref at a SHA-1 commit.
+    pub fn named(name: &str, hash: &str) -> Self {
+        Revision {
+            name: Some(name.to_string()),
+            algorithm: "sha1".to_string(),
+            hash: hash.to_ascii_lowercase(),
+        }
+    }
+
+    /// A bare commit revision, `sha1:<hex>`.
+    pub fn commit(hash: &str) -> Self {
+        Revision {
+            name: None,
+            algorithm: "sha1".to_string(),
+            hash: hash.to_ascii_lowercase(),
+        }
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n}@{}:{}", self.algorithm, self.hash),
+            None => write!(f, "{}:{}", self.algorithm, self.hash),
+        }
+    }
+}
+
+impl FromStr for Revision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, digest) = match s.rsplit_once('@') {
+            Some((n, d)) => (Some(n.to_string()), d),
+            None => (None, s),
+        };
+        let (alg, hash) = digest
+            .split_once(':')
+            .ok_or_else(|| format!("invalid revision {s:?}: expected [<name>@]<algo>:<hex>"))?;
+        if alg.is_empty() || hash.is_empty() || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "invalid revision {s:?}: expected [<name>@]<algo>:<hex>"
+            ));
+        }
+        Ok(Revision {
+            name,
+            algorithm: alg.to_string(),
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn id_round_trips() {
+        let id = ObjectId::new("apps", "Deployment", "apps", "app1");
+        assert_eq!(id.to_string(), "apps_app1_apps_Deployment");
+        assert_eq!(id.to_string().parse::<ObjectId>().unwrap(), id);
+        let ns = ObjectId::new("", "Namespace", "", "team-a");
+        assert_eq!(ns.to_string(), "_team-a__Namespace");
+        assert_eq!(ns.to_string().parse::<ObjectId>().unwrap(), ns);
+        assert_eq!(ns.subject(), "Namespace/team-a");
+        assert_eq!(id.subject(), "Deployment/apps/app1");
+        assert!("a_b_c".parse::<ObjectId>().is_err());
+    }
+
+    #[test]
+    fn object_requires_kind_and_name() {
+        let err = Object::new(json!({"apiVersion": "v1", "metadata": {"name": "x"}})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "object <unknown kind>/x is missing the field `kind`"
+        );
+        let err = Object::new(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("metadata.name"));
+        let o = Object::new(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "y"}})).unwrap();
+        assert_eq!(o.group(), "apps");
+        assert_eq!(o.version(), "v1");
+        assert_eq!(o.id().subject(), "Deployment/y/x");
+    }
+
+    #[test]
+    fn revision_forms() {
+        let h = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            Revision::named("main", h).to_string(),
+            format!("main@sha1:{h}")
+        );
+        assert_eq!(Revision::commit(h).to_string(), format!("sha1:{h}"));
+        let r: Revision = format!("refs/heads/x@sha1:{h}").parse().unwrap();
+        assert_eq!(r.name.as_deref(), Some("refs/heads/x"));
+        assert!("main@sha1:zz".parse::<Revision>().is_err());
+    }
+}

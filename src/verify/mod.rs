@@ -1,0 +1,180 @@
+//! Signature verification: the [`Verifier`] trait and the [`Verified`] proof type.
+//!
+//! Rendering accepts only a `Verified<Snapshot>`. The only way to build one is
+//! [`Verified::check`], which runs a [`Verifier`]. To render without checking
+//! signatures, a caller must name [`danger::NoVerification`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::Snapshot;
+
+/// What a signature check must cover, as in Flux's `GitRepository.spec.verify.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyMode {
+    /// The head commit must be signed (Flux's `HEAD`, also spelled `head`).
+    #[default]
+    #[serde(rename = "HEAD", alias = "head")]
+    Head,
+    /// The annotated tag the revision was resolved through must be signed.
+    #[serde(rename = "Tag")]
+    Tag,
+    /// Both the tag and the commit it points to must be signed.
+    #[serde(rename = "TagAndHEAD")]
+    TagAndHead,
+}
+
+/// Who signed what, as established by a [`Verifier`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The principal (an allowed-signers principal or an OpenPGP user id);
+    /// empty when nothing was verified.
+    pub principal: String,
+    /// The signing key's fingerprint (`SHA256:...` for SSH, hex for OpenPGP);
+    /// empty when nothing was verified.
+    pub fingerprint: String,
+    /// The mode that was checked; `None` when verification was skipped.
+    pub mode: Option<VerifyMode>,
+}
+
+impl Verdict {
+    /// True when no signature was checked (see [`danger::NoVerification`]).
+    pub fn is_skipped(&self) -> bool {
+        self.mode.is_none()
+    }
+}
+
+/// Why a revision was refused. Each case is distinct, so a host can alert on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The commit (or tag) carries no signature.
+    #[error("{what} {id} is not signed")]
+    Unsigned {
+        /// `commit` or `tag`.
+        what: &'static str,
+        /// The object id.
+        id: String,
+    },
+    /// The signature does not verify over the signed bytes.
+    #[error("bad signature on {what} {id}: {reason}")]
+    BadSignature {
+        /// `commit` or `tag`.
+        what: &'static str,
+        /// The object id.
+        id: String,
+        /// Details from the signature check.
+        reason: String,
+    },
+    /// The signature is valid, but its key is not trusted.
+    #[error("{what} {id} is signed by untrusted key {fingerprint}")]
+    UntrustedKey {
+        /// `commit` or `tag`.
+        what: &'static str,
+        /// The object id.
+        id: String,
+        /// The key's fingerprint.
+        fingerprint: String,
+    },
+    /// The key was not valid at signing time (expired, not yet valid, revoked).
+    #[error(
+        "{what} {id} is signed by key {fingerprint}, which was not valid at signing time: {reason}"
+    )]
+    ExpiredKey {
+        /// `commit` or `tag`.
+        what: &'static str,
+        /// The object id.
+        id: String,
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// Expired, revoked, or outside `valid-after`/`valid-before`.
+        reason: String,
+    },
+    /// An SSH signature made for another namespace than `git`.
+    #[error("{what} {id} has an SSH signature for namespace {namespace:?}, expected \"git\"")]
+    WrongNamespace {
+        /// `commit` or `tag`.
+        what: &'static str,
+        /// The object id.
+        id: String,
+        /// The namespace in the signature.
+        namespace: String,
+    },
+    /// The snapshot has no commit or tag data to verify (e.g. a plain folder),
+    /// or the mode needs a tag and there is none.
+    #[error("nothing to verify: {0}")]
+    NothingToVerify(String),
+    /// The trust set itself is malformed (e.g. an allowed-signers line).
+    #[error("invalid trusted keys: {0}")]
+    InvalidKeys(String),
+}
+
+/// Checks signatures on a snapshot.
+///
+/// Implementations return a [`Verdict`] on success. Hosts can bring their own
+/// (e.g. gitsign); the shipped ones cover SSH and OpenPGP signatures.
+pub trait Verifier: Send + Sync {
+    /// Checks `snapshot` and says who signed it.
+    fn verify(&self, snapshot: &Snapshot) -> Result<Verdict, VerifyError>;
+}
+
+/// A value whose signatures a [`Verifier`] has checked.
+///
+/// There is no public constructor other than [`Verified::check`], so holding a
+/// `Verified<Snapshot>` proves that a verifier ran and accepted it.
+#[derive(Clone, Debug)]
+pub struct Verified<T> {
+    inner: T,
+    verdict: Verdict,
+}
+
+impl Verified<Snapshot> {
+    /// Runs `verifier` on `snapshot`, and wraps it on success.
+    pub fn check(snapshot: Snapshot, verifier: &dyn Verifier) -> Result<Self, VerifyError> {
+        let verdict = verifier.verify(&snapshot)?;
+        Ok(Verified {
+            inner: snapshot,
+            verdict,
+        })
+    }
+}
+
+impl<T> Verified<T> {
+    /// The verifier's verdict.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// Unwraps the value, giving up the proof.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T> std::ops::Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+/// Overrides that turn off security checks. Using them is a visible choice.
+pub mod danger {
+    use super::{Snapshot, Verdict, Verifier, VerifyError};
+
+    /// A verifier that accepts everything without checking signatures.
+    ///
+    /// Use it only for sources that cannot be signed (a plain folder in a
+    /// test or a local trial). The verdict records that nothing was checked.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct NoVerification;
+
+    impl Verifier for NoVerification {
+        fn verify(&self, _snapshot: &Snapshot) -> Result<Verdict, VerifyError> {
+            Ok(Verdict {
+                principal: String::new(),
+                fingerprint: String::new(),
+                mode: None,
+            })
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The one place that names the YAML backend.
+//!
+//! `serde_yaml` is archived upstream; driftless uses its maintained drop-in
+//! fork. Switching forks is a change to the `use` line below and nothing else.
+//!
+//! Every document is parsed into a [`serde_json::Value`] exactly once and
+//! emitted exactly once, so the cost of YAML stays linear in the input.
+
+use serde_json::Value;
+
+/// The YAML backend crate (a maintained fork of `serde_yaml`).
+pub use serde_yaml_ng as backend;
+
+/// Limits that keep hostile YAML from exhausting time or memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YamlLimits {
+    /// Largest accepted input, in bytes.
+    pub max_bytes: usize,
+    /// Most documents accepted in one file.
+    pub max_documents: usize,
+    /// Deepest nesting of maps and sequences accepted in one document.
+    pub max_depth: usize,
+    /// Most nodes one document may expand to (this bounds alias bombs).
+    pub max_nodes: usize,
+}
+
+impl Default for YamlLimits {
+    fn default() -> Self {
+        YamlLimits {
+            max_bytes: 16 * 1024 * 1024,
+            max_documents: 100_000,
+            max_depth: 128,
+            max_nodes: 4_000_000,
+        }
+    }
+}
+
+/// A YAML document that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct YamlError {
+    /// The file the text came from.
+    pub file: String,
+    /// The 1-based line of the problem, when the parser knows it.
+    pub line: Option<usize>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl YamlError {
+    fn new(file: &str, line: Option<usize>, message: impl Into<String>) -> Self {
+        YamlError {
+            file: file.to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+fn backend_error(file: &str, err: &backend::Error, line_offset: usize) -> YamlError {
+    let line = err.location().map(|l| l.line() + line_offset);
+    let mut message = err.to_string();
+    // The backend appends " at line L column C"; the line is carried separately.
+    if let Some(pos) = message.find(" at line ") {
+        message.truncate(pos);
+    }
+    YamlError::new(file, line, message)
+}
+
+/// Checks depth and node count of a parsed value.
+fn check_shape(file: &str, value: &Value, limits: &YamlLimits) -> Result<(), YamlError> {
+    let mut nodes = 0usize;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        nodes += 1;
+        if nodes > limits.max_nodes {
+            return Err(YamlError::new(
+                file,
+                None,
+                format!("document expands to more than {} nodes", limits.max_nodes),
+            ));
+        }
+        if depth > limits.max_depth {
+            return Err(YamlError::new(
+                file,
+                None,
+                format!("document is nested deeper than {} levels", limits.max_depth),
+            ));
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Converts a backend value into a JSON value, bounding the work done.
+///
+/// Alias expansion happens here: a node budget stops billion-laughs inputs
+/// long before they reach memory limits.
+fn to_json(
+    file: &str,
+    value: backend::Value,
+    depth: usize,
+    budget: &mut usize,
+    limits: &YamlLimits,
+) -> Result<Value, YamlError> {
+    if *budget == 0 {
+        return Err(YamlError::new(
+            file,
+            None,
+            format!("document expands to more than {} nodes", limits.max_nodes),
+        ));
+    }
+    *budget -= 1;
+    if depth > limits.max_depth {
+        return Err(YamlError::new(
+            file,
+            None,
+            format!("document is nested deeper than {} levels", limits.max_depth),
+        ));
+    }
+    Ok(match value {
+        backend::Value::Null => Value::Null,
+        backend::Value::Bool(b) => Value::Bool(b),
+        backend::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or_else(|| Value::String(n.to_string()))
+            }
+        }
+        backend::Value::String(s) => Value::String(s),
+        backend::Value::Sequence(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(to_json(file, item, depth + 1, budget, limits)?);
+            }
+            Value::Array(out)
+        }
+        backend::Value::Mapping(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    backend::Value::String(s) => s,
+                    backend::Value::Bool(b) => b.to_string(),
+                    backend::Value::Number(n) => n.to_string(),
+                    backend::Value::Null => "null".to_string(),
+                    _ => return Err(YamlError::new(file, None, "mapping keys must be scalars")),
+                };
+                let v = to_json(file, v, depth + 1, budget, limits)?;
+                out.insert(key, v);
+            }
+            Value::Object(out)
+        }
+        backend::Value::Tagged(tagged) => to_json(file, tagged.value, depth, budget, limits)?,
+    })
+}
+
+/// Splits a multi-document stream on `---` lines, keeping the 0-based line
+/// where each document starts so errors point at the right line.
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 0usize;
+    for (idx, line) in text.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        let is_separator = trimmed == "---"
+            || (trimmed.starts_with("--- ") || trimmed.starts_with("---\t"))
+                && trimmed[3..].trim_start().starts_with('#');
+        if is_separator {
+            docs.push((start, std::mem::take(&mut current)));
+            start = idx + 1;
+        } else if trimmed == "..." {
+            // document end marker: ignore
+        } else {
+            current.push_str(line);
+        }
+    }
+    docs.push((start, current));
+    docs
+}
+
+/// Parses every document of a YAML stream, skipping empty documents.
+///
+/// `file` names the source in errors. Limits bound size, document count,
+/// depth and alias expansion.
+pub fn load_documents(
+    file: &str,
+    text: &str,
+    limits: &YamlLimits,
+) -> Result<Vec<Value>, YamlError> {
+    if text.len() > limits.max_bytes {
+        return Err(YamlError::new(
+            file,
+            None,
+            format!("file is larger than {} bytes", limits.max_bytes),
+        ));
+    }
+    let mut out = Vec::new();
+    for (offset, doc) in split_documents(text) {
+        if doc.trim().is_empty()
+            || doc
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        if out.len() >= limits.max_documents {
+            return Err(YamlError::new(
+                file,
+                None,
+                format!("file holds more than {} documents", limits.max_documents),
+            ));
+        }
+        let value: backend::Value =
+            backend::from_str(&doc).map_err(|e| backend_error(file, &e, offset))?;
+        let mut budget = limits.max_nodes;
+        let json = to_json(file, value, 1, &mut budget, limits)?;
+        if !json.is_null() {
+            out.push(json);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one YAML document into `T`, naming `file` in errors.
+pub fn from_str<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, YamlError> {
+    let limits = YamlLimits::default();
+    if text.len() > limits.max_bytes {
+        return Err(YamlError::new(
+            file,
+            None,
+            format!("file is larger than {} bytes", limits.max_bytes),
+        ));
+    }
+    let value: backend::Value = backend::from_str(text).map_err(|e| backend_error(file, &e, 0))?;
+    let mut budget = limits.max_nodes;
+    let json = to_json(file, value, 1, &mut budget, &limits)?;
+    check_shape(file, &json, &limits)?;
+    serde_json::from_value(json).map_err(|e| YamlError::new(file, None, e.to_string()))
+}
+
+/// Emits one value as a YAML document (keys in the value's order, which is
+/// sorted for `serde_json::Value`), the way `kubectl kustomize` prints it.
+pub fn to_string<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let mut out = backend::to_string(value).unwrap_or_default();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// Emits values as a multi-document stream separated by `---` lines.
+pub fn to_multi_doc<'a, I: IntoIterator<Item = &'a Value>>(values: I) -> String {
+    let mut out = String::new();
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&to_string(v));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_skips_empty_documents() {
+        let docs = load_documents(
+            "f.yaml",
+            "---\na: 1\n---\n# only a comment\n---\nb: 2\n",
+            &YamlLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1]["b"], 2);
+    }
+
+    #[test]
+    fn error_names_file_and_line() {
+        let err = load_documents("dir/f.yaml", "a: 1\n---\nb: [1,\n", &YamlLimits::default())
+            .unwrap_err();
+        assert_eq!(err.file, "dir/f.yaml");
+        assert!(err.line.unwrap() >= 3, "{err}");
+        assert!(err.to_string().starts_with("dir/f.yaml:"));
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n",
+                p = i - 1
+            ));
+        }
+        let err = load_documents("bomb.yaml", &text, &YamlLimits::default()).unwrap_err();
+        assert!(err.message.contains("nodes") || err.message.contains("repetition limit"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}1{}", "[".repeat(500), "]".repeat(500));
+        assert!(load_documents("deep.yaml", &text, &YamlLimits::default()).is_err());
+    }
+}
