@@ -3,7 +3,9 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod diff;
 pub mod object;
+pub mod pipeline;
 pub mod plan;
 pub mod render;
 pub mod schema;

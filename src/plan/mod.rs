@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::object::ObjectId;
+
 /// What happened, or will happen, to one object. Flux's vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,3 +50,62 @@ pub struct Inventory {
     /// The entries, sorted and unique.
     pub entries: Vec<InventoryEntry>,
 }
+
+impl Inventory {
+    /// An inventory of the given objects (sorted, duplicates removed).
+    pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a crate::object::Object>) -> Self {
+        let mut entries: Vec<InventoryEntry> = objects
+            .into_iter()
+            .map(|o| InventoryEntry {
+                id: o.id().to_string(),
+                v: o.version().to_string(),
+            })
+            .collect();
+        entries.sort();
+        entries.dedup_by(|a, b| a.id == b.id);
+        Inventory { entries }
+    }
+
+    /// The ids, parsed. Entries that do not parse are skipped.
+    pub fn ids(&self) -> Vec<ObjectId> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.id.parse().ok())
+            .collect()
+    }
+
+    /// True when the inventory records `id`.
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        let s = id.to_string();
+        self.entries.binary_search_by(|e| e.id.cmp(&s)).is_ok()
+    }
+
+    /// The union of two inventories (entries of `self` win on version).
+    pub fn union(&self, other: &Inventory) -> Inventory {
+        let mut entries = self.entries.clone();
+        for e in &other.entries {
+            if !entries.iter().any(|x| x.id == e.id) {
+                entries.push(e.clone());
+            }
+        }
+        entries.sort();
+        entries.dedup_by(|a, b| a.id == b.id);
+        Inventory { entries }
+    }
+
+    /// The entries of `self` whose id is not in `keep`.
+    pub fn minus(&self, keep: &Inventory) -> Vec<InventoryEntry> {
+        self.entries
+            .iter()
+            .filter(|e| keep.entries.binary_search_by(|k| k.id.cmp(&e.id)).is_err())
+            .cloned()
+            .collect()
+    }
+}
+
+mod planner;
+
+pub use planner::{
+    annotations, apply_order, check_kinds, check_namespaces, plan, Plan, PlanError, PlanOptions,
+    PlanStage, PlannedChange, SsaPolicy,
+};

@@ -1,0 +1,440 @@
+//! The reconcile pipeline: fetch → verify → render → diff → plan → dry-run →
+//! apply (staged) → prune → record the inventory.
+//!
+//! Each stage runs only when every earlier stage succeeded. Every object is
+//! dry-run before the first real write. Before the first write the recorded
+//! inventory is widened to everything that may exist afterwards, so a fault
+//! in the middle of an apply loses nothing and a rerun converges.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug_span, info};
+
+use crate::apply::{Applier, ApplyError, ApplyOptions};
+use crate::diff::FieldChange;
+use crate::object::{Object, ObjectId, Revision};
+use crate::plan::{self, Action, Plan, PlanError, PlanOptions};
+use crate::render::{RenderError, Renderer};
+use crate::schema::{crd_group_kind, Schema};
+use crate::source::{GitRef, Source, SourceError};
+use crate::verify::{Verdict, Verified, Verifier, VerifyError};
+
+/// One line of a change set: an object and what happened to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSetEntry {
+    /// The object.
+    pub id: ObjectId,
+    /// `Kind/ns/name`.
+    pub subject: String,
+    /// What happened.
+    pub action: Action,
+    /// For configured objects, the fields that changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<FieldChange>,
+}
+
+impl fmt::Display for ChangeSetEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.subject, self.action)
+    }
+}
+
+/// What a run did (or, in a dry run, would do), in execution order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// The entries in execution order.
+    pub entries: Vec<ChangeSetEntry>,
+}
+
+impl ChangeSet {
+    /// How many entries have `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.entries.iter().filter(|e| e.action == action).count()
+    }
+
+    /// The summary line: `N created, N configured, N unchanged, N deleted, N skipped`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} created, {} configured, {} unchanged, {} deleted, {} skipped",
+            self.count(Action::Created),
+            self.count(Action::Configured),
+            self.count(Action::Unchanged),
+            self.count(Action::Deleted),
+            self.count(Action::Skipped)
+        )
+    }
+
+    fn from_plan(plan: &Plan) -> ChangeSet {
+        ChangeSet {
+            entries: plan
+                .changes()
+                .map(|c| ChangeSetEntry {
+                    id: c.id.clone(),
+                    subject: c.id.subject(),
+                    action: c.action,
+                    drift: c.drift.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for ChangeSet {
+    /// One line per object, field changes indented under configured ones.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.entries {
+            writeln!(f, "{e}")?;
+            for d in &e.drift {
+                writeln!(f, "  {d}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings of one reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcileOptions {
+    /// The folder to render, relative to the source root.
+    pub path: String,
+    /// Which revision to fetch.
+    pub reference: GitRef,
+    /// The key the inventory is recorded under (Flux: `<ns>/<name>` of the
+    /// Kustomization).
+    pub owner: String,
+    /// Plan settings (prune, force, field manager).
+    pub plan: PlanOptions,
+    /// Plan and dry-run only; write nothing.
+    pub dry_run: bool,
+    /// The identity to impersonate (Flux's `serviceAccountName`), as
+    /// `system:serviceaccount:<ns>:<name>`.
+    pub impersonate: Option<String>,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        ReconcileOptions {
+            path: ".".to_string(),
+            reference: GitRef::default(),
+            owner: "flux-system/flux-system".to_string(),
+            plan: PlanOptions::default(),
+            dry_run: false,
+            impersonate: None,
+        }
+    }
+}
+
+/// The outcome of a successful reconcile.
+#[derive(Clone, Debug)]
+pub struct ReconcileReport {
+    /// The revision that was reconciled.
+    pub revision: Revision,
+    /// Who signed it.
+    pub verdict: Verdict,
+    /// The plan that was carried out.
+    pub plan: Plan,
+    /// What happened, in execution order.
+    pub changes: ChangeSet,
+    /// Render warnings (deprecations and the like).
+    pub warnings: Vec<String>,
+    /// True when nothing was written.
+    pub dry_run: bool,
+}
+
+/// Why a reconcile stopped. Stages after the failing one did not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// Fetching the source failed.
+    #[error("fetch failed: {0}")]
+    Source(#[from] SourceError),
+    /// The revision was refused; nothing was rendered.
+    #[error("verification failed: {0}")]
+    Verify(#[from] VerifyError),
+    /// Rendering failed; nothing was applied.
+    #[error("build failed: {0}")]
+    Render(#[from] RenderError),
+    /// No plan could be made; nothing was applied.
+    #[error("plan failed: {0}")]
+    Plan(#[from] PlanError),
+    /// Reading live state failed; nothing was applied.
+    #[error("reading the cluster failed: {0}")]
+    Read(ApplyError),
+    /// A dry-run was refused; nothing was applied.
+    #[error("dry-run failed: {0}")]
+    DryRun(ApplyError),
+    /// A real apply or delete failed midway. `done` lists what was carried
+    /// out before it; the recorded inventory still covers every object.
+    #[error("apply failed: {error}")]
+    Apply {
+        /// The failing call.
+        error: ApplyError,
+        /// What was done before the failure.
+        done: ChangeSet,
+    },
+}
+
+impl ReconcileError {
+    /// True when running again later may succeed without a change in Git.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ReconcileError::Source(e) => e.is_retryable(),
+            ReconcileError::Read(e)
+            | ReconcileError::DryRun(e)
+            | ReconcileError::Apply { error: e, .. } => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+/// Fills in what the API server would: namespaced objects without a
+/// namespace go to `default`; cluster-scoped objects carry none.
+pub fn default_namespaces(objects: &mut [Object], schema: &Schema) {
+    for o in objects {
+        let namespaced = schema.is_namespaced(o.group(), o.kind());
+        if namespaced && o.namespace().is_empty() {
+            o.set_namespace("default");
+        } else if !namespaced && !o.namespace().is_empty() {
+            o.set_namespace("");
+        }
+    }
+}
+
+/// Composes the four plug-in points into the pipeline.
+pub struct Reconciler<'a> {
+    /// Where revisions come from.
+    pub source: &'a dyn Source,
+    /// Who must have signed them.
+    pub verifier: &'a dyn Verifier,
+    /// How folders become objects.
+    pub renderer: &'a dyn Renderer,
+    /// The cluster.
+    pub applier: &'a dyn Applier,
+    /// Type knowledge for ordering and immutability.
+    pub schema: Schema,
+}
+
+impl Reconciler<'_> {
+    /// Runs the whole pipeline once.
+    pub async fn reconcile(
+        &self,
+        options: &ReconcileOptions,
+    ) -> Result<ReconcileReport, ReconcileError> {
+        let snapshot = {
+            let _s = debug_span!("fetch").entered();
+            self.source.fetch(&options.reference).await?
+        };
+        let verified = {
+            let _s = debug_span!("verify", revision = %snapshot.revision).entered();
+            Verified::check(snapshot, self.verifier)?
+        };
+        let rendered = {
+            let _s = debug_span!("render", path = %options.path).entered();
+            self.renderer.render(&verified, &options.path)?
+        };
+        let mut desired = rendered.objects;
+        default_namespaces(&mut desired, &self.schema);
+        self.reconcile_objects(
+            verified.revision.clone(),
+            verified.verdict().clone(),
+            desired,
+            rendered.warnings,
+            options,
+        )
+        .await
+    }
+
+    /// Runs the pipeline from the plan stage on, for objects rendered elsewhere.
+    pub async fn reconcile_objects(
+        &self,
+        revision: Revision,
+        verdict: Verdict,
+        desired: Vec<Object>,
+        warnings: Vec<String>,
+        options: &ReconcileOptions,
+    ) -> Result<ReconcileReport, ReconcileError> {
+        let previous = self
+            .applier
+            .read_inventory(&options.owner)
+            .await
+            .map_err(ReconcileError::Read)?
+            .unwrap_or_default();
+
+        // live state of everything desired or owned before
+        let mut ids: BTreeSet<ObjectId> = desired.iter().map(Object::id).collect();
+        ids.extend(previous.ids());
+        let mut live = BTreeMap::new();
+        for id in &ids {
+            if let Some(o) = self.applier.get(id).await.map_err(ReconcileError::Read)? {
+                live.insert(id.clone(), o);
+            }
+        }
+        // namespaces are checked at plan time, before any call that writes
+        let mut live_namespaces = BTreeSet::new();
+        let wanted: BTreeSet<&str> = desired
+            .iter()
+            .map(Object::namespace)
+            .filter(|n| !n.is_empty())
+            .collect();
+        for ns in wanted {
+            let id = ObjectId::new("", "Namespace", "", ns);
+            if live.contains_key(&id)
+                || self
+                    .applier
+                    .get(&id)
+                    .await
+                    .map_err(ReconcileError::Read)?
+                    .is_some()
+            {
+                live_namespaces.insert(ns.to_string());
+            }
+        }
+        plan::check_namespaces(&desired, &live_namespaces, &self.schema)?;
+        let plan = {
+            let _s = debug_span!("plan", objects = desired.len()).entered();
+            plan::plan(&desired, &live, &previous, &self.schema, &options.plan)?
+        };
+        let by_id: BTreeMap<ObjectId, &Object> = desired.iter().map(|o| (o.id(), o)).collect();
+        let apply_opts = ApplyOptions {
+            field_manager: options.plan.field_manager.clone(),
+            dry_run: true,
+            force_conflicts: true,
+            impersonate: options.impersonate.clone(),
+        };
+
+        // prerequisites created by this plan: their dependents are dry-run
+        // right before their own stage, once the prerequisites exist
+        let new_namespaces: BTreeSet<&str> = desired
+            .iter()
+            .filter(|o| {
+                o.kind() == "Namespace" && o.group().is_empty() && !live.contains_key(&o.id())
+            })
+            .map(Object::name)
+            .collect();
+        let new_kinds: BTreeSet<(String, String)> = desired
+            .iter()
+            .filter(|o| !live.contains_key(&o.id()))
+            .filter_map(crd_group_kind)
+            .map(|gk| (gk.group, gk.kind))
+            .collect();
+        let deferred = |o: &Object| {
+            new_namespaces.contains(o.namespace())
+                || new_kinds.contains(&(o.group().to_string(), o.kind().to_string()))
+        };
+        let writes =
+            |c: &plan::PlannedChange| matches!(c.action, Action::Created | Action::Configured);
+
+        {
+            let _s = debug_span!("dry-run").entered();
+            for c in plan
+                .stages
+                .iter()
+                .flat_map(|s| &s.changes)
+                .filter(|c| writes(c))
+            {
+                let obj = by_id[&c.id];
+                if !c.recreate && !deferred(obj) {
+                    self.applier
+                        .apply(obj, &apply_opts)
+                        .await
+                        .map_err(ReconcileError::DryRun)?;
+                }
+            }
+        }
+
+        let changes = ChangeSet::from_plan(&plan);
+        if options.dry_run {
+            return Ok(ReconcileReport {
+                revision,
+                verdict,
+                plan,
+                changes,
+                warnings,
+                dry_run: true,
+            });
+        }
+
+        let write_opts = ApplyOptions {
+            dry_run: false,
+            ..apply_opts.clone()
+        };
+        let mut done = ChangeSet::default();
+        let fail = |error: ApplyError, done: &ChangeSet| ReconcileError::Apply {
+            error,
+            done: done.clone(),
+        };
+        // everything that may exist after this run, recorded before any write
+        let widened = previous.union(&plan.inventory);
+        if !plan.is_noop() && widened != previous {
+            self.applier
+                .write_inventory(&options.owner, &widened)
+                .await
+                .map_err(|e| fail(e, &done))?;
+        }
+        for stage in &plan.stages {
+            let _s = debug_span!("apply", stage = ?stage.stage).entered();
+            for c in stage.changes.iter().filter(|c| writes(c)) {
+                let obj = by_id[&c.id];
+                if deferred(obj) {
+                    self.applier
+                        .apply(obj, &apply_opts)
+                        .await
+                        .map_err(|e| fail(e, &done))?;
+                }
+            }
+            for c in &stage.changes {
+                if writes(c) {
+                    let obj = by_id[&c.id];
+                    if c.recreate {
+                        self.applier
+                            .delete(&c.id, &write_opts)
+                            .await
+                            .map_err(|e| fail(e, &done))?;
+                    }
+                    self.applier
+                        .apply(obj, &write_opts)
+                        .await
+                        .map_err(|e| fail(e, &done))?;
+                    info!(subject = %c.id.subject(), action = %c.action, "applied");
+                }
+                done.entries.push(entry(c));
+            }
+        }
+        for c in &plan.prune {
+            if c.action == Action::Deleted {
+                let _s = debug_span!("prune").entered();
+                self.applier
+                    .delete(&c.id, &write_opts)
+                    .await
+                    .map_err(|e| fail(e, &done))?;
+                info!(subject = %c.id.subject(), "pruned");
+            }
+            done.entries.push(entry(c));
+        }
+        if plan.inventory != previous {
+            self.applier
+                .write_inventory(&options.owner, &plan.inventory)
+                .await
+                .map_err(|e| fail(e, &done))?;
+        }
+        Ok(ReconcileReport {
+            revision,
+            verdict,
+            plan,
+            changes: done,
+            warnings,
+            dry_run: false,
+        })
+    }
+}
+
+fn entry(c: &plan::PlannedChange) -> ChangeSetEntry {
+    ChangeSetEntry {
+        id: c.id.clone(),
+        subject: c.id.subject(),
+        action: c.action,
+        drift: c.drift.clone(),
+    }
+}
