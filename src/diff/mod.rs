@@ -101,30 +101,51 @@ const LIST_KEYS: &[&str] = &[
 ];
 
 fn list_key(desired: &[Value], live: &[Value]) -> Option<&'static str> {
-    LIST_KEYS.iter().copied().find(|k| {
-        let unique = |items: &[Value]| {
-            let mut seen = std::collections::BTreeSet::new();
-            items.iter().all(|i| {
-                i.get(k)
-                    .is_some_and(|v| !v.is_object() && !v.is_array() && seen.insert(v.to_string()))
-            })
-        };
-        !desired.is_empty() && unique(desired) && unique(live)
-    })
+    if desired.is_empty() || !desired[0].is_object() {
+        return None;
+    }
+    LIST_KEYS
+        .iter()
+        .copied()
+        .find(|k| unique_key(desired, k) && unique_key(live, k))
 }
 
-fn key_segment(key: &str, value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("[{key}={s}]"),
-        other => format!("[{key}={other}]"),
+/// True when every item has a scalar `key` and no two items share its value.
+fn unique_key(items: &[Value], key: &str) -> bool {
+    let values: Option<Vec<&Value>> = items
+        .iter()
+        .map(|i| i.get(key).filter(|v| !v.is_object() && !v.is_array()))
+        .collect();
+    let Some(values) = values else {
+        return false;
+    };
+    if values.len() <= 32 {
+        values
+            .iter()
+            .enumerate()
+            .all(|(i, a)| values[..i].iter().all(|b| a != b))
+    } else {
+        let mut seen = std::collections::BTreeSet::new();
+        values.iter().all(|v| seen.insert(v.to_string()))
     }
+}
+
+fn push_key_segment(path: &mut String, key: &str, value: &Value) {
+    path.push('[');
+    path.push_str(key);
+    path.push('=');
+    match value {
+        Value::String(s) => path.push_str(s),
+        other => path.push_str(&other.to_string()),
+    }
+    path.push(']');
 }
 
 /// Values equal as the API server would store them: numbers compare by value
 /// (`1` and `1.0`), everything else structurally.
 fn equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| equal(a, b))
         }
@@ -135,121 +156,231 @@ fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn walk(path: &str, desired: &Value, live: Option<&Value>, out: &mut Vec<FieldChange>) {
+/// True when every field `desired` sets has the same value in `live`.
+fn covers(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
-        (Value::Object(d), Some(Value::Object(l))) => {
-            for (k, dv) in d {
-                // an explicit null in a config means "unset"
-                if dv.is_null() {
-                    if let Some(lv) = l.get(k) {
-                        out.push(FieldChange {
-                            path: format!("{path}.{k}"),
-                            live: Some(lv.clone()),
-                            desired: None,
-                        });
+        (Value::Object(d), Value::Object(l)) => {
+            // both maps iterate in key order: a merge join needs no lookups
+            let mut live_iter = l.iter().peekable();
+            d.iter().all(|(k, dv)| {
+                while live_iter
+                    .next_if(|(lk, _)| lk.as_str() < k.as_str())
+                    .is_some()
+                {}
+                match live_iter.next_if(|(lk, _)| *lk == k) {
+                    Some((_, lv)) => !dv.is_null() && covers(dv, lv),
+                    None => dv.is_null(),
+                }
+            })
+        }
+        (Value::Array(d), Value::Array(l)) => match list_key(d, l) {
+            Some(key) => {
+                d.len() == l.len()
+                    && d.iter()
+                        .zip(l)
+                        .all(|(a, b)| a.get(key) == b.get(key) && covers(a, b))
+            }
+            None => d.len() == l.len() && d.iter().zip(l).all(|(a, b)| covers(a, b)),
+        },
+        (d, l) => equal(d, l),
+    }
+}
+
+fn find_keyed<'v>(list: Option<&'v Value>, want: &Map<String, Value>) -> Option<&'v Value> {
+    list.and_then(Value::as_array).and_then(|items| {
+        items
+            .iter()
+            .find(|i| want.iter().all(|(wk, wv)| i.get(wk) == Some(wv)))
+    })
+}
+
+fn find_value<'v>(list: Option<&'v Value>, want: &Value) -> Option<&'v Value> {
+    list.and_then(Value::as_array)
+        .and_then(|items| items.iter().find(|i| *i == want))
+}
+
+struct Walker<'o> {
+    path: String,
+    out: &'o mut Vec<FieldChange>,
+}
+
+impl Walker<'_> {
+    fn change(&mut self, live: Option<&Value>, desired: Option<&Value>) {
+        self.out.push(FieldChange {
+            path: self.path.clone(),
+            live: live.cloned(),
+            desired: desired.cloned(),
+        });
+    }
+
+    fn walk(&mut self, desired: &Value, live: Option<&Value>, root: bool) {
+        match (desired, live) {
+            (Value::Object(d), Some(Value::Object(l))) => {
+                for (k, dv) in d {
+                    if root && k == "status" {
+                        continue;
                     }
+                    let len = self.path.len();
+                    self.path.push('.');
+                    self.path.push_str(k);
+                    let lv = l.get(k);
+                    if dv.is_null() {
+                        // an explicit null in a config means "unset"
+                        if lv.is_some() {
+                            self.change(lv, None);
+                        }
+                    } else if !lv.is_some_and(|lv| covers(dv, lv)) {
+                        self.walk(dv, lv, false);
+                    }
+                    self.path.truncate(len);
+                }
+            }
+            (Value::Array(d), Some(Value::Array(l))) => match list_key(d, l) {
+                Some(key) => {
+                    let mut matched = true;
+                    for item in d {
+                        let kv = &item[key];
+                        let li = l.iter().find(|i| i.get(key) == Some(kv));
+                        matched &= li.is_some();
+                        if !li.is_some_and(|li| covers(item, li)) {
+                            let len = self.path.len();
+                            push_key_segment(&mut self.path, key, kv);
+                            self.walk(item, li, false);
+                            self.path.truncate(len);
+                        }
+                    }
+                    // order and extra live items matter for a list Git fully owns
+                    let order_differs = matched
+                        && (l.len() != d.len()
+                            || l.iter().zip(d).any(|(a, b)| a.get(key) != b.get(key)));
+                    if order_differs {
+                        self.change(live, Some(desired));
+                    }
+                }
+                None => {
+                    if !covers(desired, live.unwrap_or(&Value::Null)) {
+                        self.change(live, Some(desired));
+                    }
+                }
+            },
+            (d, Some(l)) if equal(d, l) => {}
+            (d, l) => self.change(l, Some(d)),
+        }
+    }
+
+    /// Reports fields in the manager's `fieldsV1` set that `desired` no
+    /// longer has but `live` still does.
+    fn removed(
+        &mut self,
+        fields: &Value,
+        desired: Option<&Value>,
+        live: Option<&Value>,
+        root: bool,
+    ) {
+        let Some(map) = fields.as_object() else {
+            return;
+        };
+        for (k, child) in map {
+            let len = self.path.len();
+            let (d, l) = if let Some(name) = k.strip_prefix("f:") {
+                if root && name == "status" {
                     continue;
                 }
-                walk(&format!("{path}.{k}"), dv, l.get(k), out);
+                // bookkeeping metadata is never drift
+                if self.path == ".metadata"
+                    && matches!(
+                        name,
+                        "managedFields"
+                            | "resourceVersion"
+                            | "uid"
+                            | "generation"
+                            | "creationTimestamp"
+                    )
+                {
+                    continue;
+                }
+                self.path.push('.');
+                self.path.push_str(name);
+                (
+                    desired.and_then(|d| d.get(name)),
+                    live.and_then(|l| l.get(name)),
+                )
+            } else if let Some(json) = k.strip_prefix("k:") {
+                let Ok(want) = serde_json::from_str::<Map<String, Value>>(json) else {
+                    continue;
+                };
+                let find = |list| find_keyed(list, &want);
+                self.path.push('[');
+                let parts: Vec<String> = want
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s}"),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect();
+                self.path.push_str(&parts.join(","));
+                self.path.push(']');
+                (find(desired), find(live))
+            } else if let Some(json) = k.strip_prefix("v:") {
+                let Ok(want) = serde_json::from_str::<Value>(json) else {
+                    continue;
+                };
+                let find = |list| find_value(list, &want);
+                self.path.push_str("[=");
+                self.path.push_str(json);
+                self.path.push(']');
+                (find(desired), find(live))
+            } else if let Some(i) = k.strip_prefix("i:") {
+                let Ok(i) = i.parse::<usize>() else {
+                    continue;
+                };
+                self.path.push_str(&format!("[{i}]"));
+                (desired.and_then(|d| d.get(i)), live.and_then(|l| l.get(i)))
+            } else {
+                continue;
+            };
+            match (d, l) {
+                (None, Some(l)) => self.change(Some(l), None),
+                (Some(d), Some(l)) => self.removed(child, Some(d), Some(l), false),
+                _ => {}
             }
+            self.path.truncate(len);
         }
-        (Value::Array(d), Some(Value::Array(l))) => match list_key(d, l) {
-            Some(key) => {
-                let mut matched = true;
-                for item in d {
-                    let kv = &item[key];
-                    let seg = key_segment(key, kv);
-                    let li = l.iter().find(|i| i.get(key) == Some(kv));
-                    if li.is_none() {
-                        matched = false;
-                    }
-                    walk(&format!("{path}{seg}"), item, li, out);
-                }
-                // order and extra live items matter for a list Git fully owns
-                let order_differs = matched
-                    && (l.len() != d.len()
-                        || l.iter().zip(d).any(|(a, b)| a.get(key) != b.get(key)));
-                if order_differs {
-                    out.push(FieldChange {
-                        path: path.to_string(),
-                        live: Some(Value::Array(l.clone())),
-                        desired: Some(Value::Array(d.clone())),
-                    });
-                }
-            }
-            None => {
-                let same = d.len() == l.len()
-                    && d.iter().zip(l).all(|(a, b)| {
-                        let mut sub = Vec::new();
-                        walk("", a, Some(b), &mut sub);
-                        sub.is_empty() && (a.is_object() || equal(a, b))
-                    });
-                if !same {
-                    out.push(FieldChange {
-                        path: path.to_string(),
-                        live: Some(Value::Array(l.clone())),
-                        desired: Some(desired.clone()),
-                    });
-                }
-            }
-        },
-        (d, Some(l)) if equal(d, l) => {}
-        (d, l) => out.push(FieldChange {
-            path: path.to_string(),
-            live: l.cloned(),
-            desired: Some(d.clone()),
-        }),
     }
 }
 
 /// The drift between a desired object and its live counterpart.
 ///
-/// `live` is the object as read from the cluster (not yet normalized);
-/// `field_manager` names the manager whose earlier applies count (Flux:
-/// `kustomize-controller`). Returns the changes in a stable order: desired
-/// fields in key order, then fields that Git dropped.
+/// `live` is the object as read from the cluster (normalization is implied:
+/// server-owned fields never count); `field_manager` names the manager whose
+/// earlier applies count (Flux: `kustomize-controller`). Returns the changes
+/// sorted by path: fields Git sets that differ live, and fields the manager
+/// applied before that Git no longer sets.
 pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<FieldChange> {
-    let norm = normalize(live);
     let mut out = Vec::new();
-    let mut d = desired.value().clone();
-    // status is never part of what Flux applies
-    if desired.kind() != "CustomResourceDefinition" {
-        if let Some(m) = d.as_object_mut() {
-            m.remove("status");
-        }
-    }
-    walk("", &d, Some(norm.value()), &mut out);
-    // fields this manager applied before that Git no longer sets
-    for owned in owned_paths(live, field_manager) {
-        if owned.lookup(&d).is_none() {
-            if let Some(lv) = owned.lookup(norm.value()) {
-                if owned.is_metadata_noise() {
-                    continue;
-                }
-                out.push(FieldChange {
-                    path: owned.to_string(),
-                    live: Some(lv.clone()),
-                    desired: None,
-                });
+    let mut w = Walker {
+        path: String::new(),
+        out: &mut out,
+    };
+    let crd = desired.kind() == "CustomResourceDefinition";
+    w.walk(desired.value(), Some(live.value()), !crd);
+    if let Some(entries) = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    {
+        for e in entries {
+            if e.get("manager").and_then(Value::as_str) != Some(field_manager)
+                || e.get("operation").and_then(Value::as_str) != Some("Apply")
+            {
+                continue;
+            }
+            if let Some(fields) = e.get("fieldsV1") {
+                w.removed(fields, Some(desired.value()), Some(live.value()), !crd);
             }
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
-    // a dropped list item or map is reported once, not once per leaf
-    let removed: Vec<String> = out
-        .iter()
-        .filter(|c| c.desired.is_none())
-        .map(|c| c.path.clone())
-        .collect();
-    out.retain(|c| {
-        c.desired.is_some()
-            || !removed.iter().any(|r| {
-                c.path.len() > r.len()
-                    && c.path.starts_with(r.as_str())
-                    && matches!(c.path.as_bytes()[r.len()], b'.' | b'[')
-            })
-    });
     out
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Inventory};
+use super::{Action, Inventory, InventoryEntry};
 use crate::diff::{self, FieldChange};
 use crate::object::{Object, ObjectId};
 use crate::schema::{Schema, Stage};
@@ -190,15 +190,20 @@ pub enum PlanError {
     },
 }
 
-/// Orders ids as Flux applies them: kind order, then namespace and name.
+/// Orders ids as Flux applies them: kind order (unlisted kinds last, by
+/// kind name), then namespace and name.
 pub fn apply_order(schema: &Schema, a: &ObjectId, b: &ObjectId) -> std::cmp::Ordering {
-    schema
-        .kind_rank(&a.kind)
-        .cmp(&schema.kind_rank(&b.kind))
-        .then_with(|| a.kind.cmp(&b.kind))
-        .then_with(|| a.group.cmp(&b.group))
-        .then_with(|| a.namespace.cmp(&b.namespace))
-        .then_with(|| a.name.cmp(&b.name))
+    order_key(schema, a).cmp(&order_key(schema, b))
+}
+
+fn order_key<'a>(schema: &Schema, id: &'a ObjectId) -> (usize, &'a str, &'a str, &'a str, &'a str) {
+    (
+        schema.kind_rank(&id.kind),
+        &id.kind,
+        &id.namespace,
+        &id.name,
+        &id.group,
+    )
 }
 
 /// Checks that every namespace the desired objects need exists live or is
@@ -267,50 +272,66 @@ pub fn plan(
     schema: &Schema,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let mut seen = BTreeSet::new();
-    for o in desired {
-        let id = o.id();
-        if !seen.insert(id.clone()) {
-            return Err(PlanError::DuplicateId {
-                subject: id.subject(),
-                id: id.to_string(),
-            });
-        }
+    let ids: Vec<ObjectId> = desired.iter().map(Object::id).collect();
+    let mut sorted: Vec<&ObjectId> = ids.iter().collect();
+    sorted.sort_unstable();
+    // ids are unique from here on, so unstable sorts below stay deterministic
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(PlanError::DuplicateId {
+            subject: w[0].subject(),
+            id: w[0].to_string(),
+        });
     }
 
-    let mut by_stage: BTreeMap<Stage, Vec<(ObjectId, PlannedChange)>> = BTreeMap::new();
-    for o in desired {
-        let id = o.id();
-        let live_obj = live.get(&id);
-        let change = classify(o, live_obj, schema, options)?;
+    let mut by_stage: BTreeMap<Stage, Vec<(usize, PlannedChange)>> = BTreeMap::new();
+    let mut entries = Vec::with_capacity(desired.len());
+    let mut desired_ids = Vec::with_capacity(desired.len());
+    for (o, id) in desired.iter().zip(&ids) {
+        let change = classify(o, id, live.get(id), schema, options)?;
+        let id_string = id.to_string();
+        if SsaPolicy::of(o) != SsaPolicy::Ignore {
+            entries.push(InventoryEntry {
+                id: id_string.clone(),
+                v: o.version().to_string(),
+            });
+        }
+        desired_ids.push(id_string);
+        let rank = schema.kind_rank(o.kind());
         by_stage
             .entry(schema.stage(o.group(), o.kind()))
             .or_default()
-            .push((id, change));
+            .push((rank, change));
     }
     let stages = by_stage
         .into_iter()
         .map(|(stage, mut changes)| {
-            changes.sort_by(|a, b| apply_order(schema, &a.0, &b.0));
+            changes.sort_unstable_by(|(ra, a), (rb, b)| {
+                (ra, &a.id.kind, &a.id.namespace, &a.id.name, &a.id.group).cmp(&(
+                    rb,
+                    &b.id.kind,
+                    &b.id.namespace,
+                    &b.id.name,
+                    &b.id.group,
+                ))
+            });
             PlanStage {
                 stage,
                 changes: changes.into_iter().map(|(_, c)| c).collect(),
             }
         })
         .collect();
+    entries.sort_unstable();
+    let inventory = Inventory { entries };
+    desired_ids.sort_unstable();
 
-    let inventory = Inventory::from_objects(
-        desired
-            .iter()
-            .filter(|o| SsaPolicy::of(o) != SsaPolicy::Ignore),
-    );
     let mut prune_ids: Vec<ObjectId> = previous
-        .minus(&Inventory::from_objects(desired.iter()))
+        .entries
         .iter()
+        .filter(|e| desired_ids.binary_search(&e.id).is_err())
         .filter_map(|e| e.id.parse().ok())
         .filter(|id| live.contains_key(id))
         .collect();
-    prune_ids.sort_by(|a, b| apply_order(schema, b, a));
+    prune_ids.sort_by(|a, b| order_key(schema, b).cmp(&order_key(schema, a)));
     let prune = prune_ids
         .into_iter()
         .map(|id| {
@@ -346,11 +367,12 @@ pub fn plan(
 
 fn classify(
     desired: &Object,
+    id: &ObjectId,
     live: Option<&Object>,
     schema: &Schema,
     options: &PlanOptions,
 ) -> Result<PlannedChange, PlanError> {
-    let id = desired.id();
+    let id = id.clone();
     let skip = |reason: String| PlannedChange {
         id: id.clone(),
         action: Action::Skipped,
@@ -675,7 +697,7 @@ mod tests {
         let widget = obj(
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "default"}}),
         );
-        let err = check_kinds(&[widget.clone()], &schema).unwrap_err();
+        let err = check_kinds(std::slice::from_ref(&widget), &schema).unwrap_err();
         assert_eq!(
             err.to_string(),
             "Widget/default/w: no matches for kind \"Widget\" in version \"example.com/v1\""

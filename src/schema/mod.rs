@@ -56,6 +56,7 @@ pub struct Schema {
     builtin_scope: BTreeMap<GroupKind, Scope>,
     custom: BTreeMap<GroupKind, CustomKind>,
     immutable: BTreeMap<GroupKind, Vec<&'static str>>,
+    kind_rank: BTreeMap<&'static str, usize>,
     /// Patch merge keys and strategies for strategic merge patch.
     pub merge: merge::MergeSchema,
 }
@@ -272,6 +273,11 @@ impl Schema {
             builtin_scope,
             custom: BTreeMap::new(),
             immutable,
+            kind_rank: KIND_ORDER
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (*k, i))
+                .collect(),
             merge: merge::MergeSchema::kubernetes(),
         }
     }
@@ -382,9 +388,9 @@ impl Schema {
 
     /// The rank of a kind in Flux's apply order; unlisted kinds rank last.
     pub fn kind_rank(&self, kind: &str) -> usize {
-        KIND_ORDER
-            .iter()
-            .position(|k| *k == kind)
+        self.kind_rank
+            .get(kind)
+            .copied()
             .unwrap_or(KIND_ORDER.len())
     }
 }
