@@ -4,6 +4,8 @@
 
 pub mod apply;
 pub mod diff;
+pub mod flux;
+pub mod health;
 pub mod object;
 pub mod pipeline;
 pub mod plan;

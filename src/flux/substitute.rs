@@ -1,0 +1,329 @@
+//! Post-build variable substitution, as Flux's `spec.postBuild` does it.
+//!
+//! Each object is written as YAML, variables are replaced in the text, and
+//! the text is parsed back, exactly as kustomize-controller does with
+//! envsubst. Only the braced form `${var}` is replaced; `$var` stays as it is,
+//! and `$${var}` is an escape that prints `${var}`.
+//!
+//! Supported forms: `${var}`, `${var:=default}`, `${var:-default}`,
+//! `${var=default}`, `${var-default}`, `${#var}`, `${var:offset}`,
+//! `${var:offset:length}`, `${var/from/to}`, `${var//from/to}`,
+//! `${var#prefix}`, `${var%suffix}`, `${var^}`, `${var^^}`, `${var,}` and
+//! `${var,,}`.
+
+use std::collections::BTreeMap;
+
+use crate::object::Object;
+use crate::yaml;
+
+/// The annotation that turns substitution off for one object.
+pub const SUBSTITUTE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/substitute";
+
+/// A substitution failure, naming the object and the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{subject}: {message}")]
+#[non_exhaustive]
+pub struct SubstituteError {
+    /// `Kind/ns/name` of the object.
+    pub subject: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Checks variable names against Flux's rule `^[_[:alpha:]][_[:alpha:][:digit:]]*$`.
+pub fn check_names(vars: &BTreeMap<String, String>) -> Result<(), String> {
+    match vars.keys().find(|k| !valid_name(k)) {
+        Some(k) => Err(format!(
+            "'{k}' var name is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Replaces variables in `text`. With `strict`, a variable that is not set
+/// and has no default is an error.
+pub fn substitute(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(escaped) = after.strip_prefix("$${") {
+            // $${var} prints ${var}
+            out.push_str("${");
+            rest = escaped;
+            continue;
+        }
+        let Some(body_start) = after.strip_prefix("${") else {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        };
+        let Some(end) = find_close(body_start) else {
+            return Err(format!(
+                "unclosed variable expression {:?}",
+                truncate(after)
+            ));
+        };
+        let expr = &body_start[..end];
+        out.push_str(&evaluate(expr, vars, strict)?);
+        rest = &body_start[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn truncate(s: &str) -> &str {
+    let end = s.char_indices().nth(40).map(|(i, _)| i).unwrap_or(s.len());
+    &s[..end]
+}
+
+/// The index of the `}` closing an expression, allowing nested `${...}` in
+/// defaults.
+fn find_close(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            b'\n' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn evaluate(expr: &str, vars: &BTreeMap<String, String>, strict: bool) -> Result<String, String> {
+    if let Some(name) = expr.strip_prefix('#') {
+        if valid_name(name) {
+            return Ok(lookup(name, vars, strict)?.chars().count().to_string());
+        }
+    }
+    let name_len = expr
+        .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+        .unwrap_or(expr.len());
+    let name = &expr[..name_len];
+    if !valid_name(name) {
+        return Err(format!("invalid variable expression ${{{expr}}}"));
+    }
+    let op = &expr[name_len..];
+    let value = vars.get(name);
+    let default = |d: &str| substitute(d, vars, strict);
+    if op.is_empty() {
+        return lookup(name, vars, strict);
+    }
+    if let Some(d) = op.strip_prefix(":=").or_else(|| op.strip_prefix(":-")) {
+        return match value {
+            Some(v) if !v.is_empty() => Ok(v.clone()),
+            _ => default(d),
+        };
+    }
+    if let Some(d) = op.strip_prefix('=').or_else(|| op.strip_prefix('-')) {
+        return match value {
+            Some(v) => Ok(v.clone()),
+            None => default(d),
+        };
+    }
+    let v = lookup(name, vars, strict)?;
+    if let Some(args) = op.strip_prefix(':') {
+        let mut parts = args.splitn(2, ':');
+        let chars: Vec<char> = v.chars().collect();
+        let offset: i64 = parts
+            .next()
+            .unwrap_or("0")
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid offset in ${{{expr}}}"))?;
+        let start = if offset < 0 {
+            chars.len().saturating_sub(offset.unsigned_abs() as usize)
+        } else {
+            (offset as usize).min(chars.len())
+        };
+        let end = match parts.next() {
+            Some(l) => {
+                let len: usize = l
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid length in ${{{expr}}}"))?;
+                (start + len).min(chars.len())
+            }
+            None => chars.len(),
+        };
+        return Ok(chars[start..end].iter().collect());
+    }
+    if let Some(args) = op.strip_prefix("//") {
+        let (from, to) = args.split_once('/').unwrap_or((args, ""));
+        return Ok(if from.is_empty() {
+            v
+        } else {
+            v.replace(from, to)
+        });
+    }
+    if let Some(args) = op.strip_prefix('/') {
+        let (from, to) = args.split_once('/').unwrap_or((args, ""));
+        return Ok(if from.is_empty() {
+            v
+        } else {
+            v.replacen(from, to, 1)
+        });
+    }
+    if let Some(p) = op.strip_prefix("##").or_else(|| op.strip_prefix('#')) {
+        return Ok(v.strip_prefix(p).map(str::to_string).unwrap_or(v));
+    }
+    if let Some(p) = op.strip_prefix("%%").or_else(|| op.strip_prefix('%')) {
+        return Ok(v.strip_suffix(p).map(str::to_string).unwrap_or(v));
+    }
+    match op {
+        "^^" => Ok(v.to_uppercase()),
+        ",," => Ok(v.to_lowercase()),
+        "^" => Ok(first_char(&v, char::to_uppercase)),
+        "," => Ok(first_char(&v, char::to_lowercase)),
+        _ => Err(format!("unsupported variable expression ${{{expr}}}")),
+    }
+}
+
+fn first_char<I: Iterator<Item = char>>(v: &str, f: impl Fn(char) -> I) -> String {
+    let mut chars = v.chars();
+    match chars.next() {
+        Some(c) => f(c).chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn lookup(name: &str, vars: &BTreeMap<String, String>, strict: bool) -> Result<String, String> {
+    match vars.get(name) {
+        Some(v) => Ok(v.clone()),
+        None if strict => Err(format!("variable not set (strict mode): {name}")),
+        None => Ok(String::new()),
+    }
+}
+
+/// Substitutes variables in every object that does not opt out with
+/// `kustomize.toolkit.fluxcd.io/substitute: disabled`.
+pub fn substitute_objects(
+    objects: Vec<Object>,
+    vars: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<Vec<Object>, SubstituteError> {
+    let mut out = Vec::with_capacity(objects.len());
+    for o in objects {
+        let subject = o.id().subject();
+        let err = |message: String| SubstituteError {
+            subject: subject.clone(),
+            message,
+        };
+        if o.annotation(SUBSTITUTE_ANNOTATION)
+            .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
+        {
+            out.push(o);
+            continue;
+        }
+        let text = yaml::to_string(o.value());
+        if !text.contains("${") {
+            out.push(o);
+            continue;
+        }
+        let replaced = substitute(&text, vars, strict).map_err(err)?;
+        let value: serde_json::Value =
+            yaml::from_str(&subject, &replaced).map_err(|e| err(e.message))?;
+        out.push(Object::new(value).map_err(|e| err(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        [
+            ("cluster_env", "prod"),
+            ("region", "eu-west-1"),
+            ("empty", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn flux_syntax() {
+        let v = vars();
+        assert_eq!(
+            substitute("env: ${cluster_env}", &v, false).unwrap(),
+            "env: prod"
+        );
+        assert_eq!(
+            substitute("r: ${missing:=us-east-1}", &v, true).unwrap(),
+            "r: us-east-1"
+        );
+        assert_eq!(substitute("r: ${empty:=x}", &v, true).unwrap(), "r: x");
+        assert_eq!(substitute("r: ${empty=x}", &v, true).unwrap(), "r: ");
+        assert_eq!(
+            substitute("keep: $${cluster_env} $cluster_env", &v, true).unwrap(),
+            "keep: ${cluster_env} $cluster_env"
+        );
+        assert_eq!(substitute("${missing}", &v, false).unwrap(), "");
+        assert_eq!(
+            substitute("${missing}", &v, true).unwrap_err(),
+            "variable not set (strict mode): missing"
+        );
+        assert_eq!(
+            substitute(
+                "${region:0:2} ${#region} ${region^^} ${region/-/_} ${region//-/_}",
+                &v,
+                true
+            )
+            .unwrap(),
+            "eu 9 EU-WEST-1 eu_west-1 eu_west_1"
+        );
+        assert_eq!(
+            substitute("${missing:=${region}}", &v, true).unwrap(),
+            "eu-west-1"
+        );
+        assert!(substitute("${unclosed", &v, false).is_err());
+        assert!(check_names(&[("bad-name".to_string(), String::new())].into()).is_err());
+    }
+
+    #[test]
+    fn objects_opt_out_and_errors_name_them() {
+        let cm = |ann: bool| {
+            let mut v = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "n"}, "data": {"a": "${cluster_env}", "b": "${nope}"}});
+            if ann {
+                v["metadata"]["annotations"] =
+                    serde_json::json!({SUBSTITUTE_ANNOTATION: "disabled"});
+            }
+            Object::new(v).unwrap()
+        };
+        let err = substitute_objects(vec![cm(false)], &vars(), true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ConfigMap/n/c: variable not set (strict mode): nope"
+        );
+        let out = substitute_objects(vec![cm(true)], &vars(), true).unwrap();
+        assert_eq!(out[0].value()["data"]["a"], "${cluster_env}");
+        let out = substitute_objects(vec![cm(false)], &vars(), false).unwrap();
+        assert_eq!(out[0].value()["data"]["a"], "prod");
+        assert!(out[0].value()["data"]["b"].is_null());
+    }
+}
