@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod diff;
+pub mod fleet;
 pub mod flux;
 pub mod health;
 pub mod object;

@@ -174,6 +174,15 @@ pub enum ReconcileError {
         /// What was done before the failure.
         done: ChangeSet,
     },
+    /// Deleting a pruned object failed. Everything else was applied; the
+    /// recorded inventory still covers every object.
+    #[error("prune failed: {error}")]
+    Prune {
+        /// The failing call.
+        error: ApplyError,
+        /// What was done before the failure.
+        done: ChangeSet,
+    },
 }
 
 impl ReconcileError {
@@ -183,7 +192,8 @@ impl ReconcileError {
             ReconcileError::Source(e) => e.is_retryable(),
             ReconcileError::Read(e)
             | ReconcileError::DryRun(e)
-            | ReconcileError::Apply { error: e, .. } => e.is_retryable(),
+            | ReconcileError::Apply { error: e, .. }
+            | ReconcileError::Prune { error: e, .. } => e.is_retryable(),
             _ => false,
         }
     }
@@ -408,7 +418,10 @@ impl Reconciler<'_> {
                 self.applier
                     .delete(&c.id, &write_opts)
                     .await
-                    .map_err(|e| fail(e, &done))?;
+                    .map_err(|error| ReconcileError::Prune {
+                        error,
+                        done: done.clone(),
+                    })?;
                 info!(subject = %c.id.subject(), "pruned");
             }
             done.entries.push(entry(c));

@@ -138,6 +138,21 @@ impl Verified<Snapshot> {
     }
 }
 
+impl Verified<Snapshot> {
+    /// The same verified revision with a tree derived from its own (e.g. a
+    /// generated kustomization added). Crate-internal: the proof carries over
+    /// only to trees the crate builds from the verified one.
+    pub(crate) fn with_tree(&self, tree: crate::source::Tree) -> Verified<Snapshot> {
+        Verified {
+            inner: Snapshot {
+                tree,
+                ..self.inner.clone()
+            },
+            verdict: self.verdict.clone(),
+        }
+    }
+}
+
 impl<T> Verified<T> {
     /// The verifier's verdict.
     pub fn verdict(&self) -> &Verdict {

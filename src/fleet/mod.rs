@@ -1,0 +1,871 @@
+//! Reconciling a Flux repository as Flux does: the cluster folder renders to
+//! GitRepository and Kustomization objects, and each Kustomization is then
+//! reconciled in dependency order, like Flux's bootstrap chain.
+//!
+//! The root Kustomization (`flux-system/flux-system`, the one that points at
+//! the cluster folder) is reconciled once, first. Every Kustomization found
+//! in what it (or any later one) applies is reconciled after its
+//! `dependsOn` are Ready at the same source revision.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::info_span;
+
+use crate::apply::Applier;
+use crate::flux::substitute::{check_names, substitute_objects};
+use crate::flux::{format_duration, GitRepository, Kustomization, SOURCE_GROUP};
+use crate::health::{health, Status};
+use crate::object::{Object, ObjectId};
+use crate::pipeline::{
+    default_namespaces, ChangeSet, ReconcileError, ReconcileOptions, Reconciler,
+};
+use crate::plan::{Inventory, PlanOptions};
+use crate::render::Renderer;
+use crate::schema::Schema;
+use crate::source::{GitRef, Snapshot, Source};
+use crate::verify::{danger::NoVerification, Verified, Verifier};
+
+mod clock;
+mod dag;
+mod events;
+#[cfg(feature = "metrics")]
+mod metrics;
+mod overlay;
+
+pub use clock::{Clock, VirtualClock};
+pub use dag::{topological_order, DagError};
+pub use events::{Event, EventSink, InvolvedObject, NoEvents, RecordingSink, Severity};
+#[cfg(feature = "metrics")]
+pub use metrics::Metrics;
+pub use overlay::apply_overlay;
+
+/// Flux's owner labels, set on every applied object.
+pub const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
+/// See [`NAME_LABEL`].
+pub const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+
+/// Flux's Ready reasons.
+pub mod reason {
+    /// Applied and healthy.
+    pub const SUCCEEDED: &str = "ReconciliationSucceeded";
+    /// Apply or plan failed.
+    pub const FAILED: &str = "ReconciliationFailed";
+    /// Render or substitution failed.
+    pub const BUILD_FAILED: &str = "BuildFailed";
+    /// Health checks failed or timed out.
+    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
+    /// A dependency is not Ready.
+    pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
+    /// The source could not be fetched or verified.
+    pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
+    /// Deleting pruned objects failed.
+    pub const PRUNE_FAILED: &str = "PruneFailed";
+    /// `spec.suspend` is set.
+    pub const SUSPENDED: &str = "Suspended";
+}
+
+/// A source of the fleet, with the verifier its GitRepository asks for.
+pub struct SourceBinding<'a> {
+    /// Where the revision comes from.
+    pub source: &'a dyn Source,
+    /// The reference to fetch.
+    pub reference: GitRef,
+    /// Who must have signed it. `None` uses the GitRepository's `verify`
+    /// through [`FleetContext::verifiers`], or no check when it has none.
+    pub verifier: Option<&'a dyn Verifier>,
+}
+
+/// Builds verifiers from the Secret a GitRepository's `spec.verify` names.
+pub trait VerifierFactory: Send + Sync {
+    /// A verifier for `repository`, whose trusted keys are in `secret`.
+    fn verifier(
+        &self,
+        repository: &GitRepository,
+        secret: &Object,
+    ) -> Result<Box<dyn Verifier>, String>;
+}
+
+/// Everything a fleet reconcile needs from the host.
+pub struct FleetContext<'a> {
+    /// Sources by GitRepository id (Flux's `--local-sources` mapping).
+    pub sources: BTreeMap<ObjectId, SourceBinding<'a>>,
+    /// Builds verifiers for GitRepositories with `spec.verify`.
+    pub verifiers: Option<&'a dyn VerifierFactory>,
+    /// Renders folders (Flux mode: auto-generated kustomizations).
+    pub renderer: &'a dyn Renderer,
+    /// The cluster.
+    pub applier: &'a dyn Applier,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// Where events go.
+    pub events: &'a dyn EventSink,
+    /// Metrics, when the host collects them.
+    #[cfg(feature = "metrics")]
+    pub metrics: Option<&'a Metrics>,
+    /// Type knowledge.
+    pub schema: Schema,
+}
+
+/// Settings of a fleet run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetOptions {
+    /// The cluster folder, e.g. `clusters/production`.
+    pub cluster_path: String,
+    /// The root GitRepository (Flux: `flux-system/flux-system`).
+    pub root_source: ObjectId,
+    /// Caps every Kustomization's timeout (for quick trials).
+    pub max_timeout: Option<Duration>,
+    /// How often health checks poll.
+    pub poll_interval: Duration,
+    /// Plan and dry-run only.
+    pub dry_run: bool,
+    /// An undefined variable without a default is an error.
+    pub strict_substitution: bool,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            cluster_path: "clusters/production".to_string(),
+            root_source: ObjectId::new(SOURCE_GROUP, "GitRepository", "flux-system", "flux-system"),
+            max_timeout: None,
+            poll_interval: Duration::from_secs(2),
+            dry_run: false,
+            strict_substitution: false,
+        }
+    }
+}
+
+/// The outcome of one Kustomization, in Flux's status terms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KustomizationResult {
+    /// `<namespace>/<name>`.
+    pub key: String,
+    /// The Ready condition.
+    pub ready: bool,
+    /// Flux's reason (see [`reason`]).
+    pub reason: String,
+    /// Flux's message.
+    pub message: String,
+    /// The revision applied, when the reconcile succeeded.
+    pub last_applied_revision: Option<String>,
+    /// The revision attempted.
+    pub last_attempted_revision: Option<String>,
+    /// The inventory after the run.
+    pub inventory: Inventory,
+    /// What happened to each object.
+    pub changes: ChangeSet,
+    /// How long the reconcile took on the injected clock.
+    #[serde(skip)]
+    pub duration: Duration,
+}
+
+/// The outcome of a fleet run, in the order Kustomizations were reconciled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetReport {
+    /// One entry per Kustomization.
+    pub results: Vec<KustomizationResult>,
+}
+
+impl FleetReport {
+    /// True when every Kustomization is Ready.
+    pub fn all_ready(&self) -> bool {
+        !self.results.is_empty() && self.results.iter().all(|r| r.ready)
+    }
+
+    /// The result for `ns/name`.
+    pub fn get(&self, key: &str) -> Option<&KustomizationResult> {
+        self.results.iter().find(|r| r.key == key)
+    }
+}
+
+/// Why a fleet could not run at all (per-Kustomization failures are results).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The root source is not mapped.
+    #[error("no source mapped for {0}")]
+    NoRootSource(String),
+    /// The dependency graph is broken.
+    #[error(transparent)]
+    Dag(#[from] DagError),
+}
+
+struct Outcome {
+    result: KustomizationResult,
+    rendered: Vec<Object>,
+    events: Vec<Event>,
+}
+
+impl FleetContext<'_> {
+    /// Reconciles the fleet once: the root, then every Kustomization in
+    /// dependency order.
+    pub async fn reconcile(&self, options: &FleetOptions) -> Result<FleetReport, FleetError> {
+        let root_key = format!(
+            "{}/{}",
+            options.root_source.namespace, options.root_source.name
+        );
+        if !self.sources.contains_key(&options.root_source) {
+            return Err(FleetError::NoRootSource(options.root_source.subject()));
+        }
+        let mut snapshots: BTreeMap<ObjectId, Result<Verified<Snapshot>, String>> = BTreeMap::new();
+        let mut report = FleetReport::default();
+
+        let root = root_kustomization(&root_key, &options.root_source, &options.cluster_path);
+        let outcome = self
+            .reconcile_one(&root, options, &mut snapshots, &[])
+            .await;
+        let mut discovered: BTreeMap<String, Kustomization> = BTreeMap::new();
+        let mut known_objects: Vec<Object> = outcome.rendered.clone();
+        let mut build_errors: Vec<KustomizationResult> = Vec::new();
+        self.discover(
+            &outcome.rendered,
+            &root_key,
+            options,
+            &mut discovered,
+            &mut build_errors,
+        );
+        self.finish(outcome, &mut report);
+        let mut done: BTreeMap<String, (bool, Option<String>)> = BTreeMap::new();
+        done.insert(
+            root_key.clone(),
+            (
+                report.results[0].ready,
+                report.results[0].last_applied_revision.clone(),
+            ),
+        );
+
+        loop {
+            let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (key, k) in &discovered {
+                deps.insert(key.clone(), dependency_keys(k));
+            }
+            // cycles among known Kustomizations are errors for all of them
+            let known: BTreeMap<String, Vec<String>> = deps
+                .iter()
+                .map(|(k, ds)| {
+                    (
+                        k.clone(),
+                        ds.iter()
+                            .filter(|d| deps.contains_key(*d))
+                            .cloned()
+                            .collect(),
+                    )
+                })
+                .collect();
+            if let Err(e @ DagError::Cycle { .. }) = topological_order(&known) {
+                for key in discovered.keys().filter(|k| !done.contains_key(*k)) {
+                    report
+                        .results
+                        .push(failed(key, reason::DEPENDENCY_NOT_READY, e.to_string()));
+                }
+                break;
+            }
+            let order = topological_order(&known)?;
+            let batch: Vec<String> = order
+                .into_iter()
+                .filter(|k| !done.contains_key(k))
+                .filter(|k| deps[k].iter().all(|d| done.contains_key(d)))
+                .collect();
+            if batch.is_empty() {
+                for key in order_remaining(&discovered, &done) {
+                    let missing = deps[&key]
+                        .iter()
+                        .find(|d| !discovered.contains_key(*d) && !done.contains_key(*d));
+                    let message = match missing {
+                        Some(d) => format!("dependency '{d}' not found"),
+                        None => "dependencies do not resolve".to_string(),
+                    };
+                    report
+                        .results
+                        .push(failed(&key, reason::DEPENDENCY_NOT_READY, message));
+                }
+                break;
+            }
+            for key in batch {
+                let k = discovered[&key].clone();
+                let not_ready = dependency_keys(&k)
+                    .into_iter()
+                    .find(|d| !done.get(d).is_some_and(|(ready, _)| *ready));
+                if let Some(d) = not_ready {
+                    let r = failed(
+                        &key,
+                        reason::DEPENDENCY_NOT_READY,
+                        format!("dependency '{d}' is not ready"),
+                    );
+                    self.emit(&k, &r);
+                    report.results.push(r);
+                    done.insert(key, (false, None));
+                    continue;
+                }
+                let outcome = self
+                    .reconcile_one(&k, options, &mut snapshots, &known_objects)
+                    .await;
+                known_objects.extend(outcome.rendered.iter().cloned());
+                self.discover(
+                    &outcome.rendered,
+                    &key,
+                    options,
+                    &mut discovered,
+                    &mut build_errors,
+                );
+                done.insert(
+                    key,
+                    (
+                        outcome.result.ready,
+                        outcome.result.last_applied_revision.clone(),
+                    ),
+                );
+                self.finish(outcome, &mut report);
+            }
+        }
+        report.results.extend(build_errors);
+        Ok(report)
+    }
+
+    fn finish(&self, outcome: Outcome, report: &mut FleetReport) {
+        for e in &outcome.events {
+            self.events.event(e);
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(m) = self.metrics {
+            let (ns, name) = outcome
+                .result
+                .key
+                .split_once('/')
+                .unwrap_or(("", &outcome.result.key));
+            m.observe_duration("Kustomization", name, ns, outcome.result.duration);
+            m.record_ready("Kustomization", name, ns, outcome.result.ready);
+        }
+        report.results.push(outcome.result);
+    }
+
+    /// Collects the Kustomizations in `rendered`; invalid ones become
+    /// BuildFailed results.
+    fn discover(
+        &self,
+        rendered: &[Object],
+        parent: &str,
+        options: &FleetOptions,
+        discovered: &mut BTreeMap<String, Kustomization>,
+        errors: &mut Vec<KustomizationResult>,
+    ) {
+        for o in rendered
+            .iter()
+            .filter(|o| o.kind() == "Kustomization" && o.group() == crate::flux::KUSTOMIZE_GROUP)
+        {
+            let key = format!("{}/{}", o.namespace(), o.name());
+            match Kustomization::parse(o) {
+                Ok(k) => {
+                    // the root Kustomization points back at the cluster folder:
+                    // it is reconciled once, never recursively
+                    if is_root(&k, options) || key == parent {
+                        continue;
+                    }
+                    discovered.entry(key).or_insert(k);
+                }
+                Err(e) => {
+                    if !errors.iter().any(|r| r.key == key) {
+                        errors.push(failed(&key, reason::BUILD_FAILED, e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit(&self, k: &Kustomization, r: &KustomizationResult) {
+        self.events.event(&event_for(k, r, self.clock.now()));
+    }
+
+    async fn fetch(
+        &self,
+        id: &ObjectId,
+        known_objects: &[Object],
+        snapshots: &mut BTreeMap<ObjectId, Result<Verified<Snapshot>, String>>,
+    ) -> Result<Verified<Snapshot>, String> {
+        if let Some(s) = snapshots.get(id) {
+            return s.clone();
+        }
+        let result = self.fetch_uncached(id, known_objects).await;
+        snapshots.insert(id.clone(), result.clone());
+        result
+    }
+
+    async fn fetch_uncached(
+        &self,
+        id: &ObjectId,
+        known_objects: &[Object],
+    ) -> Result<Verified<Snapshot>, String> {
+        let binding = self.sources.get(id).ok_or_else(|| {
+            format!(
+                "no source mapped for {} (use --local-sources)",
+                id.subject()
+            )
+        })?;
+        // the GitRepository object, from what was applied or from the cluster
+        let repo_obj = match known_objects.iter().find(|o| o.id() == *id) {
+            Some(o) => Some(o.clone()),
+            None => self.applier.get(id).await.map_err(|e| e.to_string())?,
+        };
+        let repo = match &repo_obj {
+            Some(o) if o.kind() == "GitRepository" => {
+                Some(GitRepository::parse(o).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        let reference = repo
+            .as_ref()
+            .and_then(|r| r.spec.reference.clone())
+            .unwrap_or_else(|| binding.reference.clone());
+        let snapshot = binding
+            .source
+            .fetch(&reference)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(v) = binding.verifier {
+            return Verified::check(snapshot, v).map_err(|e| e.to_string());
+        }
+        match repo
+            .as_ref()
+            .and_then(|r| r.spec.verify.as_ref().map(|v| (r, v)))
+        {
+            Some((r, verify)) => {
+                let factory = self.verifiers.ok_or_else(|| {
+                    format!(
+                        "{} requires signature verification, but no verifier is configured",
+                        id.subject()
+                    )
+                })?;
+                let secret_id =
+                    ObjectId::new("", "Secret", &r.metadata.namespace, &verify.secret_ref.name);
+                let secret = self
+                    .applier
+                    .get(&secret_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("secrets \"{}\" not found", verify.secret_ref.name))?;
+                let verifier = factory.verifier(r, &secret)?;
+                Verified::check(snapshot, verifier.as_ref()).map_err(|e| e.to_string())
+            }
+            None => Verified::check(snapshot, &NoVerification).map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn reconcile_one(
+        &self,
+        k: &Kustomization,
+        options: &FleetOptions,
+        snapshots: &mut BTreeMap<ObjectId, Result<Verified<Snapshot>, String>>,
+        known_objects: &[Object],
+    ) -> Outcome {
+        let _span = info_span!("kustomization", key = %k.key()).entered();
+        let start = self.clock.now();
+        let key = k.key();
+        let previous = self
+            .applier
+            .read_inventory(&key)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut result = failed(&key, reason::FAILED, String::new());
+        result.inventory = previous;
+        let outcome =
+            |mut result: KustomizationResult, rendered: Vec<Object>, clock: &dyn Clock| {
+                result.duration = clock.now().saturating_sub(start);
+                let events = vec![event_for(k, &result, clock.now())];
+                Outcome {
+                    result,
+                    rendered,
+                    events,
+                }
+            };
+        if k.spec.suspend {
+            result.reason = reason::SUSPENDED.to_string();
+            result.message = "Reconciliation is suspended".to_string();
+            return outcome(result, Vec::new(), self.clock);
+        }
+        let snapshot = match self.fetch(&k.source_id(), known_objects, snapshots).await {
+            Ok(s) => s,
+            Err(e) => {
+                result.reason = reason::ARTIFACT_FAILED.to_string();
+                result.message = e;
+                return outcome(result, Vec::new(), self.clock);
+            }
+        };
+        let revision = snapshot.revision.to_string();
+        result.last_attempted_revision = Some(revision.clone());
+
+        // build: the Kustomization's own fields layered as Flux's generator does
+        let path = crate::source::join_path("", k.spec.path.as_deref().unwrap_or("./"))
+            .unwrap_or_default();
+        let built = apply_overlay(&snapshot.tree, &path, &k.spec)
+            .map_err(|e| e.to_string())
+            .and_then(|tree| {
+                self.renderer
+                    .render(&snapshot.with_tree(tree), &path)
+                    .map_err(|e| e.to_string())
+            });
+        let rendered = match built {
+            Ok(r) => r,
+            Err(e) => {
+                result.reason = reason::BUILD_FAILED.to_string();
+                result.message = e;
+                return outcome(result, Vec::new(), self.clock);
+            }
+        };
+        let mut objects = rendered.objects;
+        if let Some(cm) = &k.spec.common_metadata {
+            for o in &mut objects {
+                for (key, v) in &cm.labels {
+                    o.set_metadata_entry("labels", key, v);
+                }
+                for (key, v) in &cm.annotations {
+                    o.set_metadata_entry("annotations", key, v);
+                }
+            }
+        }
+        if let Some(pb) = &k.spec.post_build {
+            match self.substitution_vars(k, pb).await {
+                Ok(vars) => match substitute_objects(objects, &vars, options.strict_substitution) {
+                    Ok(o) => objects = o,
+                    Err(e) => {
+                        result.reason = reason::BUILD_FAILED.to_string();
+                        result.message = e.to_string();
+                        return outcome(result, Vec::new(), self.clock);
+                    }
+                },
+                Err(e) => {
+                    result.reason = reason::BUILD_FAILED.to_string();
+                    result.message = e;
+                    return outcome(result, Vec::new(), self.clock);
+                }
+            }
+        }
+        for o in &mut objects {
+            o.set_metadata_entry("labels", NAME_LABEL, &k.metadata.name);
+            o.set_metadata_entry("labels", NAMESPACE_LABEL, &k.metadata.namespace);
+        }
+        default_namespaces(&mut objects, &self.schema);
+
+        let reconciler = Reconciler {
+            source: &NoSource,
+            verifier: &NoVerification,
+            renderer: self.renderer,
+            applier: self.applier,
+            schema: self.schema.clone(),
+        };
+        let ropts = ReconcileOptions {
+            path: path.clone(),
+            reference: GitRef::default(),
+            owner: key.clone(),
+            plan: PlanOptions {
+                prune: k.spec.prune,
+                force: k.spec.force,
+                ..PlanOptions::default()
+            },
+            dry_run: options.dry_run,
+            impersonate: k.impersonation(),
+        };
+        let applied = reconciler
+            .reconcile_objects(
+                snapshot.revision.clone(),
+                snapshot.verdict().clone(),
+                objects.clone(),
+                rendered.warnings,
+                &ropts,
+            )
+            .await;
+        let report = match applied {
+            Ok(r) => r,
+            Err(e) => {
+                let (reason, changes) = match &e {
+                    ReconcileError::Prune { done, .. } => (reason::PRUNE_FAILED, done.clone()),
+                    ReconcileError::Apply { done, .. } => (reason::FAILED, done.clone()),
+                    ReconcileError::Render(_) => (reason::BUILD_FAILED, ChangeSet::default()),
+                    _ => (reason::FAILED, ChangeSet::default()),
+                };
+                result.reason = reason.to_string();
+                result.message = e.to_string();
+                result.changes = changes;
+                result.inventory = self
+                    .applier
+                    .read_inventory(&key)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                return outcome(result, objects, self.clock);
+            }
+        };
+        result.changes = report.changes.clone();
+        result.inventory = report.plan.inventory.clone();
+        if options.dry_run {
+            result.ready = true;
+            result.reason = reason::SUCCEEDED.to_string();
+            result.message = format!("Dry-run of revision: {revision}");
+            return outcome(result, objects, self.clock);
+        }
+
+        // health checks, on the injected clock
+        let mut checks: Vec<ObjectId> = k
+            .spec
+            .health_checks
+            .iter()
+            .map(|h| {
+                let group = h
+                    .api_version
+                    .as_deref()
+                    .map(crate::object::group_of)
+                    .unwrap_or("");
+                ObjectId::new(
+                    group,
+                    &h.kind,
+                    h.namespace.as_deref().unwrap_or(&k.metadata.namespace),
+                    &h.name,
+                )
+            })
+            .collect();
+        if k.spec.wait {
+            checks.extend(objects.iter().map(Object::id));
+        }
+        checks.sort();
+        checks.dedup();
+        let timeout = match options.max_timeout {
+            Some(cap) => k.timeout().min(cap),
+            None => k.timeout(),
+        };
+        if let Err(message) = self
+            .wait_healthy(&checks, timeout, options.poll_interval)
+            .await
+        {
+            result.reason = reason::HEALTH_CHECK_FAILED.to_string();
+            result.message = message;
+            return outcome(result, objects, self.clock);
+        }
+        result.ready = true;
+        result.reason = reason::SUCCEEDED.to_string();
+        result.message = format!("Applied revision: {revision}");
+        result.last_applied_revision = Some(revision);
+        outcome(result, objects, self.clock)
+    }
+
+    async fn substitution_vars(
+        &self,
+        k: &Kustomization,
+        pb: &crate::flux::PostBuild,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut vars = BTreeMap::new();
+        for r in &pb.substitute_from {
+            let id = ObjectId::new("", &r.kind, &k.metadata.namespace, &r.name);
+            if !matches!(r.kind.as_str(), "ConfigMap" | "Secret") {
+                return Err(format!(
+                    "substituteFrom kind {:?} is not ConfigMap or Secret",
+                    r.kind
+                ));
+            }
+            let obj = self
+                .applier
+                .get(&id)
+                .await
+                .map_err(|e| format!("substitute from '{}': {e}", id.subject()))?;
+            let Some(obj) = obj else {
+                if r.optional {
+                    continue;
+                }
+                return Err(format!(
+                    "substitute from '{}' error: {} \"{}\" not found",
+                    id.subject(),
+                    r.kind,
+                    r.name
+                ));
+            };
+            if let Some(data) = obj.value().get("data").and_then(|d| d.as_object()) {
+                for (key, v) in data {
+                    let Some(s) = v.as_str() else { continue };
+                    let value = if r.kind == "Secret" {
+                        decode_base64(s).ok_or_else(|| {
+                            format!("{}: data.{key} is not valid base64", id.subject())
+                        })?
+                    } else {
+                        s.to_string()
+                    };
+                    vars.insert(key.clone(), value);
+                }
+            }
+            if let Some(data) = obj.value().get("stringData").and_then(|d| d.as_object()) {
+                for (key, v) in data {
+                    if let Some(s) = v.as_str() {
+                        vars.insert(key.clone(), s.to_string());
+                    }
+                }
+            }
+        }
+        vars.extend(pb.substitute.iter().map(|(a, b)| (a.clone(), b.clone())));
+        check_names(&vars)?;
+        Ok(vars)
+    }
+
+    async fn wait_healthy(
+        &self,
+        ids: &[ObjectId],
+        timeout: Duration,
+        poll: Duration,
+    ) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let start = self.clock.now();
+        loop {
+            let mut pending = Vec::new();
+            let mut failed_objs = Vec::new();
+            for id in ids {
+                let live = self.applier.get(id).await.map_err(|e| e.to_string())?;
+                let h = health(live.as_ref());
+                match h.status {
+                    Status::Current => {}
+                    Status::Failed => {
+                        failed_objs.push(format!("{} status: '{}'", id.subject(), h.status))
+                    }
+                    _ => pending.push(format!("{} status: '{}'", id.subject(), h.status)),
+                }
+            }
+            let elapsed = self.clock.now().saturating_sub(start);
+            if !failed_objs.is_empty() {
+                return Err(format!(
+                    "health check failed after {}: failed early due to stalled resources: [{}]",
+                    format_duration(elapsed),
+                    failed_objs.join(", ")
+                ));
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if elapsed >= timeout {
+                return Err(format!(
+                    "health check failed after {}: timeout waiting for: [{}]",
+                    format_duration(elapsed),
+                    pending.join(", ")
+                ));
+            }
+            self.clock
+                .sleep(poll.min(timeout - elapsed).max(Duration::from_millis(1)))
+                .await;
+        }
+    }
+}
+
+/// A source for the pipeline's plan-onward entry point, which never fetches.
+struct NoSource;
+
+#[async_trait::async_trait]
+impl Source for NoSource {
+    async fn fetch(&self, _reference: &GitRef) -> Result<Snapshot, crate::source::SourceError> {
+        Err(crate::source::SourceError::Invalid(
+            "the fleet fetches sources itself".into(),
+        ))
+    }
+}
+
+fn decode_base64(s: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn failed(key: &str, reason: &str, message: String) -> KustomizationResult {
+    KustomizationResult {
+        key: key.to_string(),
+        ready: false,
+        reason: reason.to_string(),
+        message,
+        last_applied_revision: None,
+        last_attempted_revision: None,
+        inventory: Inventory::default(),
+        changes: ChangeSet::default(),
+        duration: Duration::ZERO,
+    }
+}
+
+fn event_for(k: &Kustomization, r: &KustomizationResult, now: Duration) -> Event {
+    Event {
+        involved_object: InvolvedObject {
+            api_version: k.api_version.clone(),
+            kind: "Kustomization".to_string(),
+            namespace: k.metadata.namespace.clone(),
+            name: k.metadata.name.clone(),
+        },
+        severity: if r.ready {
+            Severity::Info
+        } else {
+            Severity::Error
+        },
+        reason: r.reason.clone(),
+        message: r.message.clone(),
+        revision: r
+            .last_applied_revision
+            .clone()
+            .or_else(|| r.last_attempted_revision.clone())
+            .unwrap_or_default(),
+        timestamp: now.as_secs(),
+    }
+}
+
+fn dependency_keys(k: &Kustomization) -> Vec<String> {
+    k.spec
+        .depends_on
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d.namespace.as_deref().unwrap_or(&k.metadata.namespace),
+                d.name
+            )
+        })
+        .collect()
+}
+
+fn order_remaining(
+    discovered: &BTreeMap<String, Kustomization>,
+    done: &BTreeMap<String, (bool, Option<String>)>,
+) -> Vec<String> {
+    discovered
+        .keys()
+        .filter(|k| !done.contains_key(*k))
+        .cloned()
+        .collect()
+}
+
+fn is_root(k: &Kustomization, options: &FleetOptions) -> bool {
+    let path =
+        crate::source::join_path("", k.spec.path.as_deref().unwrap_or("./")).unwrap_or_default();
+    let cluster = crate::source::join_path("", &options.cluster_path).unwrap_or_default();
+    k.source_id() == options.root_source && path == cluster
+}
+
+fn root_kustomization(key: &str, source: &ObjectId, path: &str) -> Kustomization {
+    let (ns, name) = key
+        .split_once('/')
+        .unwrap_or(("flux-system", "flux-system"));
+    Kustomization {
+        api_version: "kustomize.toolkit.fluxcd.io/v1".to_string(),
+        kind: "Kustomization".to_string(),
+        metadata: crate::flux::Meta {
+            name: name.to_string(),
+            namespace: ns.to_string(),
+            ..Default::default()
+        },
+        spec: serde_json::from_value(serde_json::json!({
+            "interval": "10m",
+            "path": path,
+            "prune": true,
+            "sourceRef": {"kind": source.kind, "name": source.name, "namespace": source.namespace},
+        }))
+        .expect("a static Kustomization spec"),
+    }
+}
