@@ -84,9 +84,6 @@ pub fn name_hash(obj: &Value) -> String {
         Some(Value::Object(_)) => go_map(&data, &mut enc),
         _ => enc.push_str("\"\""),
     }
-    if let Some(Value::Bool(b)) = obj.get("immutable") {
-        enc.push_str(&format!(",\"immutable\":{b}"));
-    }
     enc.push_str(",\"kind\":");
     go_string(kind, &mut enc);
     enc.push_str(",\"name\":");
@@ -324,7 +321,7 @@ pub(crate) fn generate(
         Value::String(if secret { "Secret" } else { "ConfigMap" }.into()),
     );
     obj.insert("metadata".into(), Value::Object(md));
-    if !data.is_empty() {
+    if !data.is_empty() || secret {
         obj.insert("data".into(), Value::Object(data));
     }
     if !binary.is_empty() {

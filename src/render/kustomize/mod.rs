@@ -232,6 +232,15 @@ impl<'a> Builder<'a> {
             Some(file) => {
                 let text = self.read_text(&file, &file)?;
                 let k = parse_kustomization(&file, text)?;
+                let bare = Kustomization {
+                    api_version: None,
+                    kind: None,
+                    ..k.clone()
+                };
+                if bare == Kustomization::default() {
+                    let base = file.rsplit('/').next().unwrap_or(&file).to_string();
+                    return Err(RenderError::new(&file, format!("{base} is empty")));
+                }
                 Ok((k, file))
             }
             None if self.opts.flux && root => {
@@ -479,6 +488,19 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        // generators
+        for g in &k.config_map_generator {
+            let r =
+                generate::generate(self.tree, dir, file, g, false, k.generator_options.as_ref())?;
+            self.check_generator_files(dir, file, g)?;
+            self.merge_generated(acc, r, file)?;
+        }
+        for g in &k.secret_generator {
+            let r =
+                generate::generate(self.tree, dir, file, g, true, k.generator_options.as_ref())?;
+            self.check_generator_files(dir, file, g)?;
+            self.merge_generated(acc, r, file)?;
+        }
         // components
         for c in &k.components {
             if is_remote(c) {
@@ -522,19 +544,6 @@ impl<'a> Builder<'a> {
             let p = self.file_path(dir, c, file, "crds")?;
             let text = self.read_text(&p, file)?;
             openapi::load_crds(self, &p, text, acc)?;
-        }
-        // generators
-        for g in &k.config_map_generator {
-            let r =
-                generate::generate(self.tree, dir, file, g, false, k.generator_options.as_ref())?;
-            self.check_generator_files(dir, file, g)?;
-            self.merge_generated(acc, r, file)?;
-        }
-        for g in &k.secret_generator {
-            let r =
-                generate::generate(self.tree, dir, file, g, true, k.generator_options.as_ref())?;
-            self.check_generator_files(dir, file, g)?;
-            self.merge_generated(acc, r, file)?;
         }
         // transformers, in kustomize's order
         for (i, p) in k.patches_strategic_merge.iter().enumerate() {
@@ -683,7 +692,11 @@ impl<'a> Builder<'a> {
                     merge_map("binaryData", &ov, &mut nv);
                 }
                 old.value = nv;
-                old.needs_hash = r.needs_hash;
+                // a plain object stays unhashed; a generated one follows
+                // the newest generator's options
+                if old.behavior.is_some() {
+                    old.needs_hash = r.needs_hash;
+                }
                 Ok(())
             }
             (_, _) => Err(RenderError::new(
@@ -718,7 +731,7 @@ impl<'a> Builder<'a> {
                         if let Some(l) = labels.as_object_mut() {
                             l.insert(
                                 "app.kubernetes.io/managed-by".into(),
-                                Value::String("kustomize-v5.5.0".into()),
+                                Value::String("kustomize-(devel)".into()),
                             );
                         }
                     }
@@ -730,13 +743,8 @@ impl<'a> Builder<'a> {
                     )
                     .with_field("buildMetadata"));
                 }
-                other => {
-                    return Err(RenderError::new(
-                        "buildMetadata",
-                        format!("invalid buildMetadata option: {other}"),
-                    )
-                    .with_field("buildMetadata"))
-                }
+                // kustomize ignores options it does not know
+                _ => {}
             }
         }
         sort::sort(&mut acc.res, top.sort_options.as_ref())?;

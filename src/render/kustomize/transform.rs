@@ -20,6 +20,9 @@ pub(crate) fn namespace(res: &mut [Res], ns: &str, schema: &Schema) {
         let (g, k) = (r.group().to_string(), r.kind().to_string());
         if schema.is_namespaced(&g, &k) {
             r.set_namespace(ns);
+        } else if g.is_empty() && k == "Namespace" {
+            // kustomize renames Namespace objects to the namespace
+            r.set_name(ns);
         }
         if k == "RoleBinding" || k == "ClusterRoleBinding" {
             if let Some(Value::Array(subjects)) = r.value.get_mut("subjects") {
