@@ -190,7 +190,7 @@ impl<'a> Builder<'a> {
             .with_field(field.to_string()));
         }
         let p = join_path(dir, rel).map_err(|e| path_err(file, e).with_field(field.to_string()))?;
-        if !self.opts.flux && !dir.is_empty() && !(p == dir || p.starts_with(&format!("{dir}/"))) {
+        if !(self.opts.flux || dir.is_empty() || p == dir || p.starts_with(&format!("{dir}/"))) {
             return Err(RenderError::new(
                 file,
                 format!("security; file '{p}' is not in or below '{dir}'"),

@@ -12,6 +12,9 @@ use super::resource::{ns_eq, Res};
 use crate::render::RenderError;
 use crate::schema::Schema;
 
+/// Referrals by kind, then by any name they have had, with their group.
+type Index<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<(&'a str, &'a Target)>>>;
+
 /// What a referral looks like now.
 #[derive(Clone)]
 struct Target {
@@ -48,7 +51,7 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
             )
         })
         .collect();
-    let mut index: BTreeMap<&str, BTreeMap<&str, Vec<(&str, &Target)>>> = BTreeMap::new();
+    let mut index: Index<'_> = BTreeMap::new();
     for (g, k, t) in &targets {
         for n in &t.names {
             index
@@ -59,6 +62,7 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
                 .push((g.as_str(), t));
         }
     }
+    #[allow(clippy::needless_range_loop)]
     for i in 0..res.len() {
         for nr in refs {
             if !nr.fs.applies(&res[i]) {
@@ -137,10 +141,11 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
             visit::<RenderError>(&mut res[i].value, &path, None, &mut |v: &mut Value| {
                 match v {
                     Value::String(s) => {
-                        if last == "name" && path.first().map(String::as_str) == Some("roleRef") {
-                            if role_ref_kind.as_deref() != Some(kind.as_str()) {
-                                return Ok(());
-                            }
+                        if last == "name"
+                            && path.first().map(String::as_str) == Some("roleRef")
+                            && role_ref_kind.as_deref() != Some(kind.as_str())
+                        {
+                            return Ok(());
                         }
                         if let Some((n, _)) = choose(s, None)? {
                             *s = n;

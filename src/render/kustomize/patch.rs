@@ -300,7 +300,7 @@ fn find_by_id(b: &Builder<'_>, acc: &Acc, doc: &Value, label: &str) -> Result<us
             r.kind() == kind
                 && r.group() == group
                 && (version.is_empty() || r.version() == version)
-                && r.names.iter().any(|n| *n == name)
+                && r.names.contains(&name)
                 && (r.namespaces.iter().any(|n| ns_eq(n, &ns)))
         })
         .map(|(i, _)| i)
@@ -321,6 +321,7 @@ fn find_by_id(b: &Builder<'_>, acc: &Acc, doc: &Value, label: &str) -> Result<us
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply_smp_docs(
     b: &Builder<'_>,
     acc: &mut Acc,

@@ -37,12 +37,12 @@ fn seg_matches_item(seg: &str, item: &Value) -> Option<bool> {
     if k.is_empty() {
         return Some(match item {
             Value::String(s) => s == v,
-            other => other.to_string() == v,
+            other => scalar_string(other).as_deref() == Some(v),
         });
     }
     Some(match item.get(k) {
         Some(Value::String(s)) => s == v,
-        Some(other) => other.to_string() == v,
+        Some(other) => scalar_string(other).as_deref() == Some(v),
         None => false,
     })
 }
