@@ -73,3 +73,6 @@ pub trait Renderer: Send + Sync {
     /// Renders the folder `path` (relative to the snapshot root).
     fn render(&self, snapshot: &Verified<Snapshot>, path: &str) -> Result<Rendered, RenderError>;
 }
+
+pub mod kustomize;
+pub mod merge;

@@ -1,0 +1,826 @@
+//! A native kustomize: builds a folder of a [`Tree`] into objects the way
+//! `kubectl kustomize` (kustomize v5.5) does, plus Flux's build behaviours.
+//!
+//! Files are read only through [`Tree::read`], so a path that leaves the
+//! tree's root, or a symlink out of it, is an error in every mode.
+//!
+//! ```
+//! use driftless::render::kustomize::{build, KustomizeOptions};
+//! use driftless::source::Tree;
+//!
+//! let mut tree = Tree::new();
+//! tree.insert_file("app/kustomization.yaml", &b"resources: [cm.yaml]\nnamePrefix: p-\n"[..]).unwrap();
+//! tree.insert_file("app/cm.yaml", &b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"[..]).unwrap();
+//! let out = build(&tree, "app", &KustomizeOptions::default()).unwrap();
+//! assert_eq!(out.objects[0].name(), "p-c");
+//! ```
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::object::Object;
+use crate::render::{RenderError, Rendered, Renderer};
+use crate::schema::Schema;
+use crate::source::{join_path, PathError, Snapshot, Tree};
+use crate::verify::Verified;
+use crate::yaml::YamlLimits;
+
+mod config;
+mod fieldspec;
+mod generate;
+pub mod model;
+mod nameref;
+mod openapi;
+mod patch;
+mod replace;
+mod resource;
+mod sort;
+mod transform;
+mod vars;
+
+pub use generate::name_hash;
+pub use model::Kustomization;
+
+use resource::{Behavior, Res};
+
+/// The file names kustomize recognizes, in its order of preference.
+pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Options of a build.
+#[derive(Clone, Debug)]
+pub struct KustomizeOptions {
+    /// Flux's behaviours: generate a kustomization for a folder without
+    /// one, and allow files anywhere inside the tree (not only below the
+    /// kustomization).
+    pub flux: bool,
+    /// Type knowledge: scopes and strategic-merge keys.
+    pub schema: Schema,
+    /// Limits for every YAML file read.
+    pub limits: YamlLimits,
+    /// Deepest nesting of kustomizations accepted.
+    pub max_depth: usize,
+}
+
+impl Default for KustomizeOptions {
+    fn default() -> Self {
+        KustomizeOptions {
+            flux: false,
+            schema: Schema::kubernetes(),
+            limits: YamlLimits::default(),
+            max_depth: 64,
+        }
+    }
+}
+
+impl KustomizeOptions {
+    /// Options with Flux's behaviours turned on.
+    pub fn flux() -> Self {
+        KustomizeOptions {
+            flux: true,
+            ..KustomizeOptions::default()
+        }
+    }
+}
+
+/// The kustomize [`Renderer`].
+#[derive(Clone, Debug, Default)]
+pub struct Kustomize {
+    /// Build options.
+    pub options: KustomizeOptions,
+}
+
+impl Kustomize {
+    /// A renderer with these options.
+    pub fn new(options: KustomizeOptions) -> Self {
+        Kustomize { options }
+    }
+}
+
+impl Renderer for Kustomize {
+    fn render(&self, snapshot: &Verified<Snapshot>, path: &str) -> Result<Rendered, RenderError> {
+        build(&snapshot.tree, path, &self.options)
+    }
+}
+
+/// Builds the kustomization in folder `path` of `tree`.
+pub fn build(tree: &Tree, path: &str, options: &KustomizeOptions) -> Result<Rendered, RenderError> {
+    build_with_overlay(tree, path, None, options)
+}
+
+/// Builds folder `path`, then applies `overlay` on top of the result as if
+/// it were a component of that folder: its resources and generators are
+/// added and its transformers (namespace, prefix, labels, patches, images,
+/// ...) run over everything. Relative paths in the overlay resolve against
+/// `path`. This is how a Flux `Kustomization`'s own fields are layered on.
+pub fn build_with_overlay(
+    tree: &Tree,
+    path: &str,
+    overlay: Option<&Kustomization>,
+    options: &KustomizeOptions,
+) -> Result<Rendered, RenderError> {
+    let root = join_path("", path).map_err(|e| RenderError::new(path, e.to_string()))?;
+    let mut b = Builder {
+        tree,
+        opts: options,
+        warnings: Vec::new(),
+        stack: Vec::new(),
+        schema: options.schema.clone(),
+    };
+    let (mut acc, top) = b.build_dir(&root, true)?;
+    if let Some(ov) = overlay {
+        b.accumulate(&root, ov, &format!("{root}/<overlay>"), &mut acc)?;
+    }
+    b.finish(acc, &top)
+}
+
+/// What a kustomization build has gathered.
+#[derive(Default)]
+struct Acc {
+    res: Vec<Res>,
+    vars: Vec<(model::Var, String)>,
+    refs: Vec<config::NameRef>,
+}
+
+struct Builder<'a> {
+    tree: &'a Tree,
+    opts: &'a KustomizeOptions,
+    warnings: Vec<String>,
+    stack: Vec<String>,
+    schema: Schema,
+}
+
+fn is_remote(s: &str) -> bool {
+    let l = s.to_ascii_lowercase();
+    l.contains("://")
+        || l.starts_with("git@")
+        || l.starts_with("github.com/")
+        || l.starts_with("gitlab.com/")
+        || l.starts_with("bitbucket.org/")
+        || l.contains("?ref=")
+}
+
+fn path_err(file: &str, e: PathError) -> RenderError {
+    RenderError::new(file, e.to_string())
+}
+
+impl<'a> Builder<'a> {
+    fn read_text(&self, path: &str, from: &str) -> Result<&'a str, RenderError> {
+        let bytes = self.tree.read(path).map_err(|e| path_err(from, e))?;
+        std::str::from_utf8(bytes).map_err(|_| RenderError::new(path, "file is not valid UTF-8"))
+    }
+
+    /// Resolves a file reference of kustomization `file` in folder `dir`,
+    /// enforcing kustomize's root-only rule outside Flux mode.
+    fn file_path(
+        &self,
+        dir: &str,
+        rel: &str,
+        file: &str,
+        field: &str,
+    ) -> Result<String, RenderError> {
+        if is_remote(rel) {
+            return Err(RenderError::new(
+                file,
+                format!(
+                    "remote file {rel:?} is not supported: only files inside the source are read"
+                ),
+            )
+            .with_field(field.to_string()));
+        }
+        let p = join_path(dir, rel).map_err(|e| path_err(file, e).with_field(field.to_string()))?;
+        if !(self.opts.flux || dir.is_empty() || p == dir || p.starts_with(&format!("{dir}/"))) {
+            return Err(RenderError::new(
+                file,
+                format!("security; file '{p}' is not in or below '{dir}'"),
+            )
+            .with_field(field.to_string()));
+        }
+        Ok(p)
+    }
+
+    fn find_kustomization(&self, dir: &str) -> Result<Option<String>, RenderError> {
+        let mut found = Vec::new();
+        for n in KUSTOMIZATION_FILE_NAMES {
+            let p = if dir.is_empty() {
+                n.to_string()
+            } else {
+                format!("{dir}/{n}")
+            };
+            match self.tree.read(&p) {
+                Ok(_) => found.push(p),
+                Err(PathError::NotFound { .. }) | Err(PathError::IsADirectory { .. }) => {}
+                Err(e) => return Err(path_err(&p, e)),
+            }
+        }
+        if found.len() > 1 {
+            return Err(RenderError::new(
+                dir,
+                format!("found multiple kustomization files: {}", found.join(", ")),
+            ));
+        }
+        Ok(found.pop())
+    }
+
+    fn load_kustomization(
+        &mut self,
+        dir: &str,
+        root: bool,
+    ) -> Result<(Kustomization, String), RenderError> {
+        match self.find_kustomization(dir)? {
+            Some(file) => {
+                let text = self.read_text(&file, &file)?;
+                let k = parse_kustomization(&file, text)?;
+                let bare = Kustomization {
+                    api_version: None,
+                    kind: None,
+                    ..k.clone()
+                };
+                if bare == Kustomization::default() {
+                    let base = file.rsplit('/').next().unwrap_or(&file).to_string();
+                    return Err(RenderError::new(&file, format!("{base} is empty")));
+                }
+                Ok((k, file))
+            }
+            None if self.opts.flux && root => {
+                let k = self.flux_generate(dir)?;
+                Ok((k, format!("{dir}/kustomization.yaml (generated)")))
+            }
+            None => Err(RenderError::new(
+                dir,
+                "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' in directory",
+            )),
+        }
+    }
+
+    /// Flux's generated kustomization for a folder without one.
+    fn flux_generate(&self, dir: &str) -> Result<Kustomization, RenderError> {
+        let mut resources = Vec::new();
+        self.flux_scan(dir, dir, &mut resources)?;
+        Ok(Kustomization {
+            resources,
+            ..Kustomization::default()
+        })
+    }
+
+    fn flux_scan(&self, root: &str, dir: &str, out: &mut Vec<String>) -> Result<(), RenderError> {
+        let entries = self.tree.list_dir(dir).map_err(|e| path_err(dir, e))?;
+        for (name, is_dir) in entries {
+            let p = if dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{dir}/{name}")
+            };
+            let rel = p
+                .strip_prefix(root)
+                .map(|s| s.trim_start_matches('/'))
+                .unwrap_or(&p)
+                .to_string();
+            if is_dir {
+                if self.find_kustomization(&p)?.is_some() {
+                    out.push(rel);
+                } else {
+                    self.flux_scan(root, &p, out)?;
+                }
+                continue;
+            }
+            if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+                continue;
+            }
+            let bytes = self.tree.read(&p).map_err(|e| path_err(&p, e))?;
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                continue;
+            };
+            let Ok(docs) = crate::yaml::load_documents(&p, text, &self.opts.limits) else {
+                continue;
+            };
+            if docs.is_empty() {
+                continue;
+            }
+            if docs.iter().all(|d| Object::new(d.clone()).is_ok()) {
+                out.push(rel);
+            }
+        }
+        Ok(())
+    }
+
+    fn build_dir(&mut self, dir: &str, root: bool) -> Result<(Acc, Kustomization), RenderError> {
+        if self.stack.iter().any(|d| d == dir) {
+            let mut cycle = self.stack.clone();
+            cycle.push(dir.to_string());
+            return Err(RenderError::new(
+                dir,
+                format!("cycle detected: {}", cycle.join(" -> ")),
+            ));
+        }
+        if self.stack.len() >= self.opts.max_depth {
+            return Err(RenderError::new(
+                dir,
+                "kustomizations are nested too deeply",
+            ));
+        }
+        let (k, file) = self.load_kustomization(dir, root)?;
+        if k.kind.as_deref() == Some("Component") {
+            return Err(RenderError::new(
+                &file,
+                "a Component cannot be used as a resource; list it under components",
+            )
+            .with_field("kind"));
+        }
+        self.stack.push(dir.to_string());
+        let mut acc = Acc::default();
+        let r = self.accumulate(dir, &k, &file, &mut acc);
+        self.stack.pop();
+        r?;
+        Ok((acc, k))
+    }
+
+    fn warn_legacy(&mut self, k: &Kustomization, file: &str) {
+        let mut w = |field: &str, repl: &str| {
+            self.warnings.push(format!(
+                "{file}: '{field}' is deprecated. Please use '{repl}' instead. Run 'kustomize edit fix' to update your Kustomization automatically."
+            ));
+        };
+        if !k.bases.is_empty() {
+            w("bases", "resources");
+        }
+        if !k.patches_strategic_merge.is_empty() {
+            w("patchesStrategicMerge", "patches");
+        }
+        if !k.patches_json6902.is_empty() {
+            w("patchesJson6902", "patches");
+        }
+        if !k.common_labels.is_empty() {
+            w("commonLabels", "labels");
+        }
+        if !k.vars.is_empty() {
+            w("vars", "replacements");
+        }
+        if !k.image_tags.is_empty() {
+            w("imageTags", "images");
+        }
+    }
+
+    fn unsupported(k: &Kustomization, file: &str) -> Result<(), RenderError> {
+        let bad = |field: &str, why: &str| {
+            Err(
+                RenderError::new(file, format!("{field} is not supported: {why}"))
+                    .with_field(field.to_string()),
+            )
+        };
+        if !k.configurations.is_empty() {
+            return bad(
+                "configurations",
+                "custom transformer configurations are not implemented",
+            );
+        }
+        if !k.generators.is_empty() {
+            return bad("generators", "generator plugins are not implemented");
+        }
+        if !k.transformers.is_empty() {
+            return bad("transformers", "transformer plugins are not implemented");
+        }
+        if !k.validators.is_empty() {
+            return bad("validators", "validator plugins are not implemented");
+        }
+        if !k.helm_charts.is_empty()
+            || k.helm_globals.is_some()
+            || !k.helm_chart_inflation_generator.is_empty()
+        {
+            return bad(
+                "helmCharts",
+                "Helm inflation is not implemented (kubectl needs --enable-helm)",
+            );
+        }
+        Ok(())
+    }
+
+    fn add(&self, acc: &mut Acc, r: Res) -> Result<(), RenderError> {
+        if let Some(o) = acc.res.iter().find(|o| same_cur_id(o, &r)) {
+            return Err(RenderError::new(
+                &r.file,
+                format!(
+                    "may not add resource with an already registered id: {} (also in {})",
+                    r.id_string(),
+                    o.file
+                ),
+            )
+            .with_object(r.subject()));
+        }
+        acc.res.push(r);
+        Ok(())
+    }
+
+    fn load_resource_file(&self, path: &str, from: &str) -> Result<Vec<Res>, RenderError> {
+        let text = self.read_text(path, from)?;
+        let docs = crate::yaml::load_documents(path, text, &self.opts.limits).map_err(|e| {
+            RenderError::new(
+                match e.line {
+                    Some(l) => format!("{}:{l}", e.file),
+                    None => e.file.clone(),
+                },
+                e.message.clone(),
+            )
+        })?;
+        let mut out = Vec::new();
+        for d in docs {
+            push_doc(d, path, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn accumulate(
+        &mut self,
+        dir: &str,
+        k: &Kustomization,
+        file: &str,
+        acc: &mut Acc,
+    ) -> Result<(), RenderError> {
+        Self::unsupported(k, file)?;
+        self.warn_legacy(k, file);
+        if let Some(api) = &k.api_version {
+            if !api.starts_with("kustomize.config.k8s.io/") {
+                return Err(
+                    RenderError::new(file, format!("unsupported apiVersion {api:?}"))
+                        .with_field("apiVersion"),
+                );
+            }
+        }
+        if let Some(kind) = &k.kind {
+            if kind != "Kustomization" && kind != "Component" {
+                return Err(
+                    RenderError::new(file, format!("unsupported kind {kind:?}")).with_field("kind")
+                );
+            }
+        }
+        if let Some(oa) = &k.openapi {
+            openapi::load(self, dir, file, oa)?;
+        }
+        // resources and bases
+        for entry in k.resources.iter().chain(k.bases.iter()) {
+            if is_remote(entry) {
+                return Err(RenderError::new(
+                    file,
+                    format!("remote resource {entry:?} is not supported: only files inside the source are read"),
+                )
+                .with_field("resources"));
+            }
+            let p = join_path(dir, entry).map_err(|e| path_err(file, e).with_field("resources"))?;
+            if self.tree.is_dir(&p) {
+                let (sub, _) = self.build_dir(&p, false)?;
+                for r in sub.res {
+                    self.add(acc, r)?;
+                }
+                acc.vars.extend(sub.vars);
+                acc.refs.extend(sub.refs);
+            } else {
+                let p = self.file_path(dir, entry, file, "resources")?;
+                let rs = self.load_resource_file(&p, file).map_err(|e| {
+                    if e.file == file {
+                        e.with_field("resources")
+                    } else {
+                        e
+                    }
+                })?;
+                for r in rs {
+                    self.add(acc, r)?;
+                }
+            }
+        }
+        // generators
+        for g in &k.config_map_generator {
+            let r =
+                generate::generate(self.tree, dir, file, g, false, k.generator_options.as_ref())?;
+            self.check_generator_files(dir, file, g)?;
+            self.merge_generated(acc, r, file)?;
+        }
+        for g in &k.secret_generator {
+            let r =
+                generate::generate(self.tree, dir, file, g, true, k.generator_options.as_ref())?;
+            self.check_generator_files(dir, file, g)?;
+            self.merge_generated(acc, r, file)?;
+        }
+        // components
+        for c in &k.components {
+            if is_remote(c) {
+                return Err(RenderError::new(
+                    file,
+                    format!("remote component {c:?} is not supported"),
+                )
+                .with_field("components"));
+            }
+            let p = join_path(dir, c).map_err(|e| path_err(file, e).with_field("components"))?;
+            if !self.tree.is_dir(&p) {
+                return Err(
+                    RenderError::new(file, format!("component {c:?} is not a directory"))
+                        .with_field("components"),
+                );
+            }
+            if self.stack.iter().any(|d| d == &p) {
+                return Err(RenderError::new(
+                    &p,
+                    format!("cycle detected: {} -> {p}", self.stack.join(" -> ")),
+                ));
+            }
+            let (ck, cfile) = self.load_kustomization(&p, false)?;
+            if ck.kind.as_deref() != Some("Component") {
+                return Err(RenderError::new(
+                    &cfile,
+                    format!(
+                        "expected kind 'Component' for path '{p}' but got '{}'",
+                        ck.kind.as_deref().unwrap_or("Kustomization")
+                    ),
+                )
+                .with_field("kind"));
+            }
+            self.stack.push(p.clone());
+            let r = self.accumulate(&p, &ck, &cfile, acc);
+            self.stack.pop();
+            r?;
+        }
+        // crds
+        for c in &k.crds {
+            let p = self.file_path(dir, c, file, "crds")?;
+            let text = self.read_text(&p, file)?;
+            openapi::load_crds(self, &p, text, acc)?;
+        }
+        // transformers, in kustomize's order
+        for (i, p) in k.patches_strategic_merge.iter().enumerate() {
+            patch::legacy_smp(self, dir, file, i, p, acc)?;
+        }
+        for (i, p) in k.patches.iter().enumerate() {
+            patch::apply(self, dir, file, i, p, acc)?;
+        }
+        if let Some(ns) = k.namespace.as_deref().filter(|s| !s.is_empty()) {
+            transform::namespace(&mut acc.res, ns, &self.schema);
+        }
+        let prefix = k.name_prefix.as_deref().unwrap_or_default();
+        let suffix = k.name_suffix.as_deref().unwrap_or_default();
+        if !prefix.is_empty() || !suffix.is_empty() {
+            transform::prefix_suffix(&mut acc.res, prefix, suffix);
+        }
+        transform::common_labels(&mut acc.res, &k.common_labels)?;
+        for l in &k.labels {
+            let mut specs = if l.include_selectors {
+                config::common_labels()
+            } else if l.include_templates {
+                config::template_labels()
+            } else {
+                config::metadata_labels()
+            };
+            for f in &l.fields {
+                specs.push(fieldspec::Fs::new(
+                    &f.path,
+                    f.group.as_deref(),
+                    f.version.as_deref(),
+                    f.kind.as_deref(),
+                    f.create,
+                ));
+            }
+            transform::set_map_entries(&mut acc.res, &l.pairs, &specs)?;
+        }
+        transform::set_map_entries(&mut acc.res, &k.common_annotations, &config::annotations())?;
+        for (i, p) in k.patches_json6902.iter().enumerate() {
+            patch::legacy_json6902(self, dir, file, i, p, acc)?;
+        }
+        transform::replicas(&mut acc.res, &k.replicas, file)?;
+        let mut images = k.images.clone();
+        images.extend(k.image_tags.iter().cloned());
+        transform::images(&mut acc.res, &images);
+        replace::apply_all(self, dir, file, &k.replacements, acc)?;
+        for v in &k.vars {
+            if acc.vars.iter().any(|(o, _)| o.name == v.name) {
+                return Err(RenderError::new(
+                    file,
+                    format!("var '{}' already encountered", v.name),
+                )
+                .with_field("vars"));
+            }
+            acc.vars.push((v.clone(), file.to_string()));
+        }
+        Ok(())
+    }
+
+    fn check_generator_files(
+        &self,
+        dir: &str,
+        file: &str,
+        g: &model::GeneratorArgs,
+    ) -> Result<(), RenderError> {
+        for f in g.files.iter().chain(g.envs.iter()).chain(g.env.iter()) {
+            let rel = f.split_once('=').map(|(_, p)| p).unwrap_or(f);
+            self.file_path(dir, rel, file, "files")?;
+        }
+        Ok(())
+    }
+
+    fn merge_generated(&self, acc: &mut Acc, r: Res, file: &str) -> Result<(), RenderError> {
+        let behavior = r.behavior.unwrap_or(Behavior::Create);
+        let matches: Vec<usize> = acc
+            .res
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                o.kind() == r.kind()
+                    && o.group() == r.group()
+                    && o.names.iter().any(|n| n == r.name())
+                    && resource::ns_eq(o.namespace(), r.namespace())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        match (behavior, matches.as_slice()) {
+            (Behavior::Create, []) => {
+                acc.res.push(r);
+                Ok(())
+            }
+            (Behavior::Create, _) => Err(RenderError::new(
+                file,
+                format!(
+                    "may not add resource with an already registered id: {}",
+                    r.id_string()
+                ),
+            )
+            .with_object(r.subject())),
+            (_, []) => Err(RenderError::new(
+                file,
+                format!(
+                    "id {} does not exist; cannot merge or replace",
+                    r.id_string()
+                ),
+            )
+            .with_object(r.subject())),
+            (b, [i]) => {
+                let old = &mut acc.res[*i];
+                let mut nv = r.value.clone();
+                let merge_map = |field: &str, old: &Value, nv: &mut Value| {
+                    let mut m = old
+                        .get(field)
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    if let Some(n) = nv.get(field).and_then(Value::as_object) {
+                        for (k, v) in n {
+                            m.insert(k.clone(), v.clone());
+                        }
+                    }
+                    if !m.is_empty() {
+                        if let Some(o) = nv.as_object_mut() {
+                            o.insert(field.to_string(), Value::Object(m));
+                        }
+                    }
+                };
+                let old_md = old.value.get("metadata").cloned().unwrap_or(Value::Null);
+                if let Some(md) = nv.get_mut("metadata") {
+                    merge_map("labels", &old_md, md);
+                    merge_map("annotations", &old_md, md);
+                    if let Some(m) = md.as_object_mut() {
+                        m.insert("name".into(), Value::String(old.name().to_string()));
+                        if old.namespace().is_empty() {
+                            m.remove("namespace");
+                        } else {
+                            m.insert(
+                                "namespace".into(),
+                                Value::String(old.namespace().to_string()),
+                            );
+                        }
+                    }
+                }
+                if b == Behavior::Merge {
+                    let ov = old.value.clone();
+                    merge_map("data", &ov, &mut nv);
+                    merge_map("binaryData", &ov, &mut nv);
+                }
+                old.value = nv;
+                // a plain object stays unhashed; a generated one follows
+                // the newest generator's options
+                if old.behavior.is_some() {
+                    old.needs_hash = r.needs_hash;
+                }
+                Ok(())
+            }
+            (_, _) => Err(RenderError::new(
+                file,
+                format!("found multiple objects matching {}", r.id_string()),
+            )),
+        }
+    }
+
+    fn finish(mut self, mut acc: Acc, top: &Kustomization) -> Result<Rendered, RenderError> {
+        // hash suffixes
+        for r in acc.res.iter_mut() {
+            if r.needs_hash {
+                let h = generate::name_hash(&r.value);
+                let n = format!("{}-{h}", r.name());
+                r.set_name(&n);
+            }
+        }
+        let mut refs = config::name_refs();
+        refs.extend(acc.refs.iter().cloned());
+        nameref::fix(&mut acc.res, &refs, &self.schema)?;
+        vars::resolve(&mut acc.res, &acc.vars)?;
+        // build metadata
+        for m in &top.build_metadata {
+            match m.as_str() {
+                "managedByLabel" => {
+                    for r in acc.res.iter_mut() {
+                        let md = r.metadata_mut();
+                        let labels = md
+                            .entry("labels")
+                            .or_insert_with(|| Value::Object(Default::default()));
+                        if let Some(l) = labels.as_object_mut() {
+                            l.insert(
+                                "app.kubernetes.io/managed-by".into(),
+                                Value::String("kustomize-(devel)".into()),
+                            );
+                        }
+                    }
+                }
+                "originAnnotations" | "transformerAnnotations" => {
+                    return Err(RenderError::new(
+                        "buildMetadata",
+                        format!("buildMetadata {m} is not supported"),
+                    )
+                    .with_field("buildMetadata"));
+                }
+                // kustomize ignores options it does not know
+                _ => {}
+            }
+        }
+        sort::sort(&mut acc.res, top.sort_options.as_ref())?;
+        let mut objects = Vec::with_capacity(acc.res.len());
+        for r in acc.res {
+            let subject = r.subject();
+            let file = r.file.clone();
+            objects.push(
+                Object::new(r.value)
+                    .map_err(|e| RenderError::new(file, e.to_string()).with_object(subject))?,
+            );
+        }
+        let mut seen = BTreeSet::new();
+        self.warnings.retain(|w| seen.insert(w.clone()));
+        Ok(Rendered {
+            objects,
+            warnings: self.warnings,
+        })
+    }
+}
+
+fn same_cur_id(a: &Res, b: &Res) -> bool {
+    a.kind() == b.kind()
+        && a.group() == b.group()
+        && a.version() == b.version()
+        && a.name() == b.name()
+        && resource::ns_eq(a.namespace(), b.namespace())
+}
+
+/// Adds a document (expanding `List` kinds) to `out`.
+fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError> {
+    let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind.ends_with("List") && d.get("items").is_some() {
+        if let Some(Value::Array(items)) = d.get("items") {
+            for it in items.clone() {
+                push_doc(it, file, out)?;
+            }
+        }
+        return Ok(());
+    }
+    if let Err(e) = Object::new(d.clone()) {
+        return Err(RenderError::new(file, e.to_string()));
+    }
+    out.push(Res::new(d, file));
+    Ok(())
+}
+
+/// Parses a kustomization strictly; unknown fields are errors naming them.
+pub fn parse_kustomization(file: &str, text: &str) -> Result<Kustomization, RenderError> {
+    let v: Value = crate::yaml::from_str(file, text).map_err(|e| {
+        RenderError::new(
+            match e.line {
+                Some(l) => format!("{}:{l}", e.file),
+                None => e.file.clone(),
+            },
+            e.message.clone(),
+        )
+    })?;
+    let v = if v.is_null() {
+        Value::Object(Default::default())
+    } else {
+        v
+    };
+    if !v.is_object() {
+        return Err(RenderError::new(file, "a kustomization must be a mapping"));
+    }
+    serde_json::from_value::<Kustomization>(v).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg
+            .strip_prefix("unknown field `")
+            .and_then(|s| s.split('`').next())
+            .map(str::to_string);
+        let mut err = RenderError::new(file, format!("invalid Kustomization: {msg}"));
+        if let Some(f) = field {
+            err = err.with_field(f);
+        }
+        err
+    })
+}

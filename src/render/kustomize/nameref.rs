@@ -1,0 +1,203 @@
+//! Name references: after names change (prefix, suffix, hash), every field
+//! that refers to a renamed object is updated, as kustomize's
+//! nameReference transformer does.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::config::NameRef;
+use super::fieldspec::visit;
+use super::resource::{ns_eq, Res};
+use crate::render::RenderError;
+use crate::schema::Schema;
+
+/// Referrals by kind, then by any name they have had, with their group.
+type Index<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<(&'a str, &'a Target)>>>;
+
+/// What a referral looks like now.
+#[derive(Clone)]
+struct Target {
+    idx: usize,
+    names: Vec<String>,
+    org_ns: String,
+    cur_name: String,
+    cur_ns: String,
+    namespaced: bool,
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+/// Fixes all name references in `res`.
+pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<(), RenderError> {
+    // Snapshot of every possible referral.
+    let targets: Vec<(String, String, Target)> = res
+        .iter()
+        .enumerate()
+        .map(|(idx, r)| {
+            (
+                r.group().to_string(),
+                r.kind().to_string(),
+                Target {
+                    idx,
+                    names: r.names.clone(),
+                    org_ns: r.org_namespace().to_string(),
+                    cur_name: r.name().to_string(),
+                    cur_ns: r.namespace().to_string(),
+                    namespaced: schema.is_namespaced(r.group(), r.kind()),
+                    prefixes: r.prefixes.clone(),
+                    suffixes: r.suffixes.clone(),
+                },
+            )
+        })
+        .collect();
+    let mut index: Index<'_> = BTreeMap::new();
+    for (g, k, t) in &targets {
+        for n in &t.names {
+            index
+                .entry(k.as_str())
+                .or_default()
+                .entry(n.as_str())
+                .or_default()
+                .push((g.as_str(), t));
+        }
+    }
+    #[allow(clippy::needless_range_loop)]
+    for i in 0..res.len() {
+        for nr in refs {
+            if !nr.fs.applies(&res[i]) {
+                continue;
+            }
+            let Some(by_name) = index.get(nr.kind.as_str()) else {
+                continue;
+            };
+            let referrer_ns = res[i].namespace().to_string();
+            let referrer_cluster = !schema.is_namespaced(res[i].group(), res[i].kind());
+            let referrer_prefixes = res[i].prefixes.clone();
+            let referrer_suffixes = res[i].suffixes.clone();
+            let subject = res[i].subject();
+            let file = res[i].file.clone();
+            let self_idx = i;
+            let path = nr.fs.path.clone();
+            let kind = nr.kind.clone();
+            let group = nr.group.clone();
+            let choose = |name: &str,
+                          subject_ns: Option<&str>|
+             -> Result<Option<(String, String)>, RenderError> {
+                let mut m: Vec<&Target> = by_name
+                    .get(name)
+                    .map(|v| {
+                        v.iter()
+                            .filter(|(g, _)| group.is_empty() || *g == group)
+                            .map(|(_, t)| *t)
+                            .filter(|t| t.idx != self_idx || kind != "ServiceAccount")
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                m.dedup_by_key(|t| t.idx);
+                if let Some(sns) = subject_ns {
+                    m.retain(|t| ns_eq(sns, &t.org_ns) || ns_eq(sns, &t.cur_ns));
+                } else if !referrer_cluster {
+                    m.retain(|t| {
+                        !t.namespaced || kind == "ServiceAccount" || ns_eq(&referrer_ns, &t.cur_ns)
+                    });
+                }
+                if m.len() > 1 {
+                    let same: Vec<&Target> = m
+                        .iter()
+                        .copied()
+                        .filter(|t| {
+                            t.prefixes == referrer_prefixes && t.suffixes == referrer_suffixes
+                        })
+                        .collect();
+                    if same.len() == 1 {
+                        m = same;
+                    }
+                }
+                match m.len() {
+                    0 => Ok(None),
+                    1 => Ok(Some((m[0].cur_name.clone(), m[0].cur_ns.clone()))),
+                    _ => {
+                        if m.iter().all(|t| t.cur_name == m[0].cur_name) {
+                            Ok(Some((m[0].cur_name.clone(), m[0].cur_ns.clone())))
+                        } else {
+                            Err(RenderError::new(
+                                file.clone(),
+                                format!("found multiple possible referrals for {kind} {name}"),
+                            )
+                            .with_object(subject.clone())
+                            .with_field(path.join(".")))
+                        }
+                    }
+                }
+            };
+            let role_ref_kind = res[i]
+                .value
+                .pointer("/roleRef/kind")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let last = path.last().cloned().unwrap_or_default();
+            let mut err = None;
+            visit::<RenderError>(&mut res[i].value, &path, None, &mut |v: &mut Value| {
+                match v {
+                    Value::String(s) => {
+                        if last == "name"
+                            && path.first().map(String::as_str) == Some("roleRef")
+                            && role_ref_kind.as_deref() != Some(kind.as_str())
+                        {
+                            return Ok(());
+                        }
+                        if let Some((n, _)) = choose(s, None)? {
+                            *s = n;
+                        }
+                    }
+                    Value::Object(m) if kind == "ServiceAccount" => {
+                        // a RoleBinding subject
+                        if m.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+                            return Ok(());
+                        }
+                        let Some(name) = m.get("name").and_then(Value::as_str).map(str::to_string)
+                        else {
+                            return Ok(());
+                        };
+                        let sns = m
+                            .get("namespace")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        if let Some((n, ns)) = choose(&name, Some(&sns))? {
+                            m.insert("name".into(), Value::String(n));
+                            if !ns.is_empty() {
+                                m.insert("namespace".into(), Value::String(ns));
+                            }
+                        }
+                    }
+                    Value::Object(m) => {
+                        // a service reference: {name, namespace}
+                        let Some(name) = m.get("name").and_then(Value::as_str).map(str::to_string)
+                        else {
+                            return Ok(());
+                        };
+                        let sns = m
+                            .get("namespace")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                        if let Some((n, ns)) = choose(&name, sns.as_deref())? {
+                            m.insert("name".into(), Value::String(n));
+                            if sns.is_some() && !ns.is_empty() {
+                                m.insert("namespace".into(), Value::String(ns));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| err = Some(e));
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! Overlay merging: strategic merge patch and JSON 6902.
+//!
+//! The strategic merge follows kustomize (kyaml `merge2` with list
+//! prepending): maps merge key by key, `null` deletes, lists of a known
+//! type merge by their `patchMergeKey` with the patch's items first, lists
+//! of primitives with `patchStrategy: merge` are unioned, and every other
+//! list is replaced. `$patch: delete`, `$patch: replace` and `$patch: merge`
+//! are honoured on maps and list items. Kinds the [`MergeSchema`] does not
+//! know merge as a JSON merge patch (lists replaced). Like kustomize, the
+//! directives `$setElementOrder`, `$retainKeys` and
+//! `$deleteFromPrimitiveList` are not interpreted: they are kept as fields.
+
+use serde_json::{Map, Value};
+
+use crate::schema::merge::{ListStrategy, MergeSchema, SchemaCursor};
+
+/// Why a patch could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// A `$patch` directive with an unknown value.
+    #[error("field {field}: unknown $patch directive {value:?}")]
+    UnknownDirective {
+        /// Where the directive was found.
+        field: String,
+        /// The directive's value.
+        value: String,
+    },
+    /// A JSON 6902 patch document is malformed.
+    #[error("invalid JSON 6902 patch: {0}")]
+    InvalidJsonPatch(String),
+    /// A JSON 6902 operation failed.
+    #[error("JSON 6902 patch failed: {0}")]
+    JsonPatchFailed(String),
+}
+
+/// Applies a strategic merge patch to `target` using the merge keys for
+/// `group`/`kind` from `schema`. Returns `None` when the patch deletes the
+/// whole object (`$patch: delete` at the top).
+pub fn strategic_merge(
+    target: &Value,
+    patch: &Value,
+    schema: &MergeSchema,
+    group: &str,
+    kind: &str,
+) -> Result<Option<Value>, MergeError> {
+    let cursor = schema.cursor(group, kind);
+    merge_value(Some(target), patch, cursor, "")
+}
+
+/// Applies a strategic merge patch to `target` with no schema, i.e. as a
+/// JSON merge patch that also honours `$patch` directives.
+pub fn merge_patch(target: &Value, patch: &Value) -> Result<Option<Value>, MergeError> {
+    let schema = MergeSchema::default();
+    merge_value(Some(target), patch, SchemaCursor::none(&schema), "")
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn directive<'a>(m: &'a Map<String, Value>, path: &str) -> Result<Option<&'a str>, MergeError> {
+    match m.get("$patch") {
+        None => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "delete" | "replace" | "merge" => Ok(Some(s.as_str())),
+            other => Err(MergeError::UnknownDirective {
+                field: path.to_string(),
+                value: other.to_string(),
+            }),
+        },
+        Some(other) => Err(MergeError::UnknownDirective {
+            field: path.to_string(),
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// Merges `patch` into `dest` (absent when `None`). `None` result: delete.
+fn merge_value(
+    dest: Option<&Value>,
+    patch: &Value,
+    cursor: SchemaCursor<'_>,
+    path: &str,
+) -> Result<Option<Value>, MergeError> {
+    match patch {
+        Value::Null => Ok(None),
+        Value::Object(pm) => {
+            match directive(pm, path)? {
+                Some("delete") => return Ok(None),
+                Some("replace") => {
+                    let mut out = Map::new();
+                    for (k, v) in pm {
+                        if k == "$patch" {
+                            continue;
+                        }
+                        let (_, c) = cursor.field(k);
+                        if let Some(v) = merge_value(None, v, c, &join(path, k))? {
+                            out.insert(k.clone(), v);
+                        }
+                    }
+                    return Ok(Some(Value::Object(out)));
+                }
+                _ => {}
+            }
+            let mut out = match dest {
+                Some(Value::Object(dm)) => dm.clone(),
+                _ => Map::new(),
+            };
+            for (k, pv) in pm {
+                if k == "$patch" {
+                    continue;
+                }
+                let (list, c) = cursor.field(k);
+                let p = join(path, k);
+                let merged = match pv {
+                    Value::Array(items) => {
+                        merge_list(out.get(k), items, list, c, &p)?.map(Value::Array)
+                    }
+                    _ => merge_value(out.get(k), pv, c, &p)?,
+                };
+                match merged {
+                    Some(v) => {
+                        out.insert(k.clone(), v);
+                    }
+                    None => {
+                        out.remove(k);
+                    }
+                }
+            }
+            Ok(Some(Value::Object(out)))
+        }
+        Value::Array(items) => {
+            merge_list(dest, items, None, cursor, path).map(|o| o.map(Value::Array))
+        }
+        scalar => Ok(Some(scalar.clone())),
+    }
+}
+
+fn scalar_key(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn clean_items(
+    items: &[Value],
+    cursor: SchemaCursor<'_>,
+    path: &str,
+) -> Result<Vec<Value>, MergeError> {
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        match it {
+            Value::Object(m) => {
+                if directive(m, path)?.is_some() && m.len() == 1 {
+                    continue;
+                }
+                if let Some(v) = merge_value(None, it, cursor, path)? {
+                    out.push(v);
+                }
+            }
+            Value::Array(inner) => out.push(Value::Array(clean_items(inner, cursor, path)?)),
+            other => out.push(other.clone()),
+        }
+    }
+    Ok(out)
+}
+
+fn merge_list(
+    dest: Option<&Value>,
+    items: &[Value],
+    strategy: Option<&ListStrategy>,
+    cursor: SchemaCursor<'_>,
+    path: &str,
+) -> Result<Option<Vec<Value>>, MergeError> {
+    // `- $patch: replace` anywhere in the list replaces it with the rest.
+    let replace = items.iter().any(|i| {
+        i.as_object()
+            .and_then(|m| m.get("$patch"))
+            .and_then(Value::as_str)
+            == Some("replace")
+    });
+    let dest_items = match dest {
+        Some(Value::Array(d)) if !replace => d.as_slice(),
+        _ => return Ok(Some(clean_items(items, cursor, path)?)),
+    };
+    match strategy {
+        Some(ListStrategy::MergeByKey(k)) => {
+            let all_maps =
+                items.iter().all(|i| i.is_object()) && dest_items.iter().all(|i| i.is_object());
+            if !all_maps {
+                return Ok(Some(clean_items(items, cursor, path)?));
+            }
+            merge_keyed(dest_items, items, k, cursor, path).map(Some)
+        }
+        Some(ListStrategy::MergePrimitives) => {
+            let mut out: Vec<Value> = Vec::new();
+            for v in items.iter().chain(dest_items.iter()) {
+                if v.is_object() {
+                    // `$patch` items inside primitive lists are dropped
+                    continue;
+                }
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+            Ok(Some(out))
+        }
+        _ => Ok(Some(clean_items(items, cursor, path)?)),
+    }
+}
+
+fn merge_keyed(
+    dest: &[Value],
+    patch: &[Value],
+    key: &str,
+    cursor: SchemaCursor<'_>,
+    path: &str,
+) -> Result<Vec<Value>, MergeError> {
+    // Order: the patch's keys first, in patch order, then the rest of dest.
+    let mut order: Vec<String> = Vec::new();
+    let mut keyless: Vec<Value> = Vec::new();
+    for it in patch.iter().chain(dest.iter()) {
+        match it.get(key).and_then(scalar_key) {
+            Some(k) if !order.contains(&k) => order.push(k),
+            Some(_) => {}
+            None => {}
+        }
+    }
+    for it in dest {
+        if it.get(key).and_then(scalar_key).is_none() {
+            keyless.push(it.clone());
+        }
+    }
+    let mut out = Vec::with_capacity(order.len() + keyless.len());
+    for k in &order {
+        let d = dest
+            .iter()
+            .find(|i| i.get(key).and_then(scalar_key).as_deref() == Some(k.as_str()));
+        let p = patch
+            .iter()
+            .find(|i| i.get(key).and_then(scalar_key).as_deref() == Some(k.as_str()));
+        match (d, p) {
+            (Some(d), None) => out.push(d.clone()),
+            (d, Some(p)) => {
+                if let Some(v) = merge_value(d, p, cursor, path)? {
+                    out.push(v);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    // Patch items without the key (other than directives) are added as is.
+    for it in patch {
+        if it.get(key).and_then(scalar_key).is_none() {
+            if let Some(m) = it.as_object() {
+                if m.contains_key("$patch") {
+                    continue;
+                }
+            }
+            if let Some(v) = merge_value(None, it, cursor, path)? {
+                out.push(v);
+            }
+        }
+    }
+    out.extend(keyless);
+    Ok(out)
+}
+
+/// Applies a JSON 6902 patch (a list of operations) to `target`.
+pub fn json6902(target: &mut Value, ops: &Value) -> Result<(), MergeError> {
+    let patch: json_patch::Patch = serde_json::from_value(ops.clone())
+        .map_err(|e| MergeError::InvalidJsonPatch(e.to_string()))?;
+    json_patch::patch(target, &patch.0).map_err(|e| MergeError::JsonPatchFailed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn containers_merge_by_name_patch_first() {
+        let s = MergeSchema::kubernetes();
+        let base = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "a"}, {"name": "b", "image": "b"}]}}}});
+        let patch = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "c"}, {"name": "a", "image": "a2"}]}}}});
+        let out = strategic_merge(&base, &patch, &s, "apps", "Deployment")
+            .unwrap()
+            .unwrap();
+        let names: Vec<_> = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["c", "a", "b"]);
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][1]["image"],
+            "a2"
+        );
+    }
+
+    #[test]
+    fn unknown_kind_replaces_lists_and_null_deletes() {
+        let s = MergeSchema::kubernetes();
+        let base = json!({"spec": {"items": [{"name": "a"}], "x": 1, "y": 2}});
+        let patch = json!({"spec": {"items": [{"name": "b"}], "x": null}});
+        let out = strategic_merge(&base, &patch, &s, "example.com", "Foo")
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, json!({"spec": {"items": [{"name": "b"}], "y": 2}}));
+    }
+
+    #[test]
+    fn delete_directive_on_item_and_top() {
+        let s = MergeSchema::kubernetes();
+        let base = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+        let patch = json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}]}});
+        let out = strategic_merge(&base, &patch, &s, "", "Pod")
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, json!({"spec": {"containers": [{"name": "b"}]}}));
+        let gone = strategic_merge(&base, &json!({"$patch": "delete"}), &s, "", "Pod").unwrap();
+        assert!(gone.is_none());
+    }
+
+    #[test]
+    fn json6902_ops() {
+        let mut v = json!({"a": [1, 2]});
+        json6902(&mut v, &json!([{"op": "add", "path": "/a/-", "value": 3}])).unwrap();
+        assert_eq!(v, json!({"a": [1, 2, 3]}));
+        assert!(json6902(&mut v, &json!([{"op": "remove", "path": "/zz"}])).is_err());
+    }
+}
