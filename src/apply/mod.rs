@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::object::{Object, ObjectId};
 use crate::plan::Inventory;
 
+pub mod faulty;
+pub mod memory;
+
+pub use faulty::FailingApplier;
+pub use memory::MemoryCluster;
+
 /// How one object is applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyOptions {
@@ -47,6 +53,16 @@ pub enum ApplyError {
     /// The identity may not perform the call.
     #[error("{subject}: {message}")]
     Forbidden {
+        /// `Kind/ns/name`.
+        subject: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The write conflicts: fields owned by other field managers would
+    /// change (server-side apply without force), or the object changed
+    /// since the given resourceVersion. Not retryable as is.
+    #[error("{subject}: {message}")]
+    Conflict {
         /// `Kind/ns/name`.
         subject: String,
         /// The server's message.
