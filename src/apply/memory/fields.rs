@@ -171,8 +171,13 @@ impl FieldSet {
 /// The key fields that make a list associative, by the list's field name.
 fn key_candidates(field: &str) -> &'static [&'static str] {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" | "resourceClaims" => &["name"],
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims" => &["name"],
         "volumeMounts" => &["mountPath"],
         "volumeDevices" => &["devicePath"],
         "ports" => &["containerPort", "port"],
@@ -264,9 +269,10 @@ fn walk_map(
 
 fn find_item(items: &[Value], key_json: &str) -> Option<usize> {
     let key: Map<String, Value> = serde_json::from_str(key_json).ok()?;
-    items
-        .iter()
-        .position(|i| key.iter().all(|(k, v)| i.get(k).is_some_and(|iv| json_eq(iv, v))))
+    items.iter().position(|i| {
+        key.iter()
+            .all(|(k, v)| i.get(k).is_some_and(|iv| json_eq(iv, v)))
+    })
 }
 
 /// Numbers compare by value (1 and 1.0 differ in JSON, as in Kubernetes).
@@ -300,10 +306,7 @@ pub(crate) fn remove(v: &mut Value, path: &[Pe]) -> bool {
             return false;
         };
         match last {
-            Pe::Field(f) => parent
-                .as_object_mut()
-                .and_then(|m| m.remove(f))
-                .is_some(),
+            Pe::Field(f) => parent.as_object_mut().and_then(|m| m.remove(f)).is_some(),
             Pe::Key(k) => match parent.as_array_mut() {
                 Some(items) => match find_item(items, k) {
                     Some(idx) => {
@@ -377,7 +380,8 @@ fn merge_field(field: &str, live: &mut Value, config: &Value) {
     match (&mut *live, config) {
         (Value::Object(_), Value::Object(_)) => merge(live, config),
         (Value::Array(litems), Value::Array(citems)) => {
-            let (Some(ckey), Some(lkey)) = (list_key(field, citems), list_key(field, litems)) else {
+            let (Some(ckey), Some(lkey)) = (list_key(field, citems), list_key(field, litems))
+            else {
                 *live = config.clone();
                 return;
             };
@@ -389,10 +393,9 @@ fn merge_field(field: &str, live: &mut Value, config: &Value) {
             let mut out = Vec::with_capacity(rest.len().max(citems.len()));
             for citem in citems {
                 let k = item_key(citem, ckey);
-                let pos = rest.iter().position(|l| {
-                    l.as_ref()
-                        .is_some_and(|l| item_key(l, lkey) == k)
-                });
+                let pos = rest
+                    .iter()
+                    .position(|l| l.as_ref().is_some_and(|l| item_key(l, lkey) == k));
                 match pos.and_then(|p| rest.get_mut(p)).and_then(Option::take) {
                     Some(mut litem) => {
                         merge(&mut litem, citem);
@@ -498,13 +501,20 @@ pub(crate) fn parse_managed_fields(obj: &Value) -> Result<Vec<Entry>, String> {
 pub(crate) fn encode_managed_fields(entries: &[Entry]) -> Value {
     let mut sorted: Vec<&Entry> = entries.iter().filter(|e| !e.set.is_empty()).collect();
     sorted.sort_by(|p, q| {
-        (&p.operation, &p.time, &p.manager, &p.subresource, &p.api_version).cmp(&(
-            &q.operation,
-            &q.time,
-            &q.manager,
-            &q.subresource,
-            &q.api_version,
-        ))
+        (
+            &p.operation,
+            &p.time,
+            &p.manager,
+            &p.subresource,
+            &p.api_version,
+        )
+            .cmp(&(
+                &q.operation,
+                &q.time,
+                &q.manager,
+                &q.subresource,
+                &q.api_version,
+            ))
     });
     Value::Array(
         sorted
@@ -594,8 +604,11 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_an_error() {
-        let err = collect(&json!({"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}))
-            .unwrap_err();
-        assert_eq!(err, ".spec.containers: duplicate entries for key [name=\"a\"]");
+        let err =
+            collect(&json!({"spec": {"containers": [{"name": "a"}, {"name": "a"}]}})).unwrap_err();
+        assert_eq!(
+            err,
+            ".spec.containers: duplicate entries for key [name=\"a\"]"
+        );
     }
 }

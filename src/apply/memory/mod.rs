@@ -312,6 +312,18 @@ fn strip_for_fields(v: &Value) -> Value {
     out
 }
 
+/// Removes `null` map values: an applied `null` means "not set".
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
 /// An object without metadata and status, to tell spec changes.
 fn spec_part(v: &Value) -> Value {
     let mut out = v.clone();
@@ -550,7 +562,11 @@ impl State {
         validate_name(group, kind, &id.name).map_err(|m| {
             invalid(
                 &subject,
-                format!("{} \"{}\" is invalid: {m}", qualified_kind(group, kind), id.name),
+                format!(
+                    "{} \"{}\" is invalid: {m}",
+                    qualified_kind(group, kind),
+                    id.name
+                ),
             )
         })?;
         if opts.field_manager.is_empty() {
@@ -601,11 +617,16 @@ impl State {
                 });
             }
         }
-        let applied = strip_for_fields(config);
+        let mut applied = strip_for_fields(config);
+        drop_nulls(&mut applied);
         let leaves = fields::collect(&applied).map_err(|m| {
             invalid(
                 &subject,
-                format!("failed to create typed patch object ({}; {}): {m}", id.subject(), object.api_version()),
+                format!(
+                    "failed to create typed patch object ({}; {}): {m}",
+                    id.subject(),
+                    object.api_version()
+                ),
             )
         })?;
         let new_set = FieldSet(leaves.keys().cloned().collect());
@@ -857,8 +878,8 @@ impl State {
                     .write_object(&p.id, &p.value)
                     .map_err(|e| unavailable(&subject, e))?;
             }
-            let is_crd = p.id.group == "apiextensions.k8s.io"
-                && p.id.kind == "CustomResourceDefinition";
+            let is_crd =
+                p.id.group == "apiextensions.k8s.io" && p.id.kind == "CustomResourceDefinition";
             if rbac::is_rbac_kind(&p.id.group, &p.id.kind) {
                 self.rbac.insert(p.id.clone());
             }
@@ -949,7 +970,10 @@ fn conflict_message(entries: &[Entry], conflicts: &[(usize, Vec<fields::Path>)])
         [(i, paths)] if paths.len() == 1 => format!(
             "conflict with {}: {}",
             who(*i),
-            paths.first().map(|p| fields::path_string(p)).unwrap_or_default()
+            paths
+                .first()
+                .map(|p| fields::path_string(p))
+                .unwrap_or_default()
         ),
         _ => conflicts
             .iter()
@@ -1048,15 +1072,16 @@ impl MemoryCluster {
                         message: format!("{}: {m}", id.subject()),
                     })?;
                     if let Some(rv) = v.pointer("/metadata/resourceVersion") {
-                        let n = rv.as_str().and_then(|s| s.parse::<u64>().ok()).ok_or_else(
-                            || StateError::Corrupt {
-                                path: path.clone(),
-                                message: format!(
-                                    "{}: metadata.resourceVersion: not a decimal string: {rv}",
-                                    id.subject()
-                                ),
-                            },
-                        )?;
+                        let n =
+                            rv.as_str()
+                                .and_then(|s| s.parse::<u64>().ok())
+                                .ok_or_else(|| StateError::Corrupt {
+                                    path: path.clone(),
+                                    message: format!(
+                                        "{}: metadata.resourceVersion: not a decimal string: {rv}",
+                                        id.subject()
+                                    ),
+                                })?;
                         state.rv = state.rv.max(n);
                     }
                     if let Some(n) = v

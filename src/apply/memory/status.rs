@@ -189,8 +189,20 @@ pub(crate) fn simulate(
                     s.insert(
                         "conditions".into(),
                         json!([
-                            condition("SuccessCriteriaMet", true, "CompletionsReached", "Reached expected number of succeeded pods", now),
-                            condition("Complete", true, "CompletionsReached", "Reached expected number of succeeded pods", now),
+                            condition(
+                                "SuccessCriteriaMet",
+                                true,
+                                "CompletionsReached",
+                                "Reached expected number of succeeded pods",
+                                now
+                            ),
+                            condition(
+                                "Complete",
+                                true,
+                                "CompletionsReached",
+                                "Reached expected number of succeeded pods",
+                                now
+                            ),
                         ]),
                     );
                 }
@@ -208,8 +220,20 @@ pub(crate) fn simulate(
                     s.insert(
                         "conditions".into(),
                         json!([
-                            condition("FailureTarget", true, "BackoffLimitExceeded", "Job has reached the specified backoff limit", now),
-                            condition("Failed", true, "BackoffLimitExceeded", "Job has reached the specified backoff limit", now),
+                            condition(
+                                "FailureTarget",
+                                true,
+                                "BackoffLimitExceeded",
+                                "Job has reached the specified backoff limit",
+                                now
+                            ),
+                            condition(
+                                "Failed",
+                                true,
+                                "BackoffLimitExceeded",
+                                "Job has reached the specified backoff limit",
+                                now
+                            ),
                         ]),
                     );
                 }
@@ -240,8 +264,20 @@ pub(crate) fn simulate(
             s.insert(
                 "conditions".into(),
                 json!([
-                    condition("NamesAccepted", true, "NoConflicts", "no conflicts found", now),
-                    condition("Established", true, "InitialNamesAccepted", "the initial names have been accepted", now),
+                    condition(
+                        "NamesAccepted",
+                        true,
+                        "NoConflicts",
+                        "no conflicts found",
+                        now
+                    ),
+                    condition(
+                        "Established",
+                        true,
+                        "InitialNamesAccepted",
+                        "the initial names have been accepted",
+                        now
+                    ),
                 ]),
             );
             s.insert("storedVersions".into(), Value::Array(stored));
@@ -253,19 +289,84 @@ pub(crate) fn simulate(
 
 /// Flux's own CRDs: group, kind, plural, served versions (storage first).
 const FLUX_CRDS: &[(&str, &str, &str, &[&str])] = &[
-    ("source.toolkit.fluxcd.io", "GitRepository", "gitrepositories", &["v1", "v1beta2"]),
-    ("source.toolkit.fluxcd.io", "OCIRepository", "ocirepositories", &["v1", "v1beta2"]),
-    ("source.toolkit.fluxcd.io", "HelmRepository", "helmrepositories", &["v1", "v1beta2"]),
-    ("source.toolkit.fluxcd.io", "HelmChart", "helmcharts", &["v1", "v1beta2"]),
-    ("source.toolkit.fluxcd.io", "Bucket", "buckets", &["v1", "v1beta2"]),
-    ("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations", &["v1", "v1beta2"]),
-    ("helm.toolkit.fluxcd.io", "HelmRelease", "helmreleases", &["v2", "v2beta2", "v2beta1"]),
-    ("image.toolkit.fluxcd.io", "ImageRepository", "imagerepositories", &["v1", "v1beta2"]),
-    ("image.toolkit.fluxcd.io", "ImagePolicy", "imagepolicies", &["v1", "v1beta2"]),
-    ("image.toolkit.fluxcd.io", "ImageUpdateAutomation", "imageupdateautomations", &["v1", "v1beta2"]),
-    ("notification.toolkit.fluxcd.io", "Alert", "alerts", &["v1beta3", "v1beta2"]),
-    ("notification.toolkit.fluxcd.io", "Provider", "providers", &["v1beta3", "v1beta2"]),
-    ("notification.toolkit.fluxcd.io", "Receiver", "receivers", &["v1", "v1beta2"]),
+    (
+        "source.toolkit.fluxcd.io",
+        "GitRepository",
+        "gitrepositories",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "source.toolkit.fluxcd.io",
+        "OCIRepository",
+        "ocirepositories",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "source.toolkit.fluxcd.io",
+        "HelmRepository",
+        "helmrepositories",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "source.toolkit.fluxcd.io",
+        "HelmChart",
+        "helmcharts",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "source.toolkit.fluxcd.io",
+        "Bucket",
+        "buckets",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "kustomizations",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "helm.toolkit.fluxcd.io",
+        "HelmRelease",
+        "helmreleases",
+        &["v2", "v2beta2", "v2beta1"],
+    ),
+    (
+        "image.toolkit.fluxcd.io",
+        "ImageRepository",
+        "imagerepositories",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "image.toolkit.fluxcd.io",
+        "ImagePolicy",
+        "imagepolicies",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "image.toolkit.fluxcd.io",
+        "ImageUpdateAutomation",
+        "imageupdateautomations",
+        &["v1", "v1beta2"],
+    ),
+    (
+        "notification.toolkit.fluxcd.io",
+        "Alert",
+        "alerts",
+        &["v1beta3", "v1beta2"],
+    ),
+    (
+        "notification.toolkit.fluxcd.io",
+        "Provider",
+        "providers",
+        &["v1beta3", "v1beta2"],
+    ),
+    (
+        "notification.toolkit.fluxcd.io",
+        "Receiver",
+        "receivers",
+        &["v1", "v1beta2"],
+    ),
 ];
 
 /// The namespaces of a fresh cluster with Flux bootstrapped.

@@ -221,8 +221,8 @@ impl Store {
 
     /// Writes `cluster.yaml`.
     pub(crate) fn write_meta(&self, meta: &Meta) -> Result<(), StateError> {
-        let value = serde_json::to_value(meta)
-            .map_err(|e| corrupt(&self.dir.join(META), e.to_string()))?;
+        let value =
+            serde_json::to_value(meta).map_err(|e| corrupt(&self.dir.join(META), e.to_string()))?;
         self.write_atomic(&self.dir.join(META), &crate::yaml::to_string(&value))
     }
 
