@@ -274,6 +274,99 @@ fn set_pointer(v: &mut Value, ptr: &str, new: Value) {
     }
 }
 
+/// The API groups built into Kubernetes 1.32 and the versions they serve.
+const BUILTIN_VERSIONS: &[(&str, &[&str])] = &[
+    ("", &["v1"]),
+    ("admissionregistration.k8s.io", &["v1"]),
+    ("apiextensions.k8s.io", &["v1"]),
+    ("apiregistration.k8s.io", &["v1"]),
+    ("apps", &["v1"]),
+    ("autoscaling", &["v1", "v2"]),
+    ("batch", &["v1"]),
+    ("certificates.k8s.io", &["v1"]),
+    ("coordination.k8s.io", &["v1"]),
+    ("discovery.k8s.io", &["v1"]),
+    ("events.k8s.io", &["v1"]),
+    ("flowcontrol.apiserver.k8s.io", &["v1", "v1beta3"]),
+    ("networking.k8s.io", &["v1"]),
+    ("node.k8s.io", &["v1"]),
+    ("policy", &["v1"]),
+    ("rbac.authorization.k8s.io", &["v1"]),
+    ("scheduling.k8s.io", &["v1"]),
+    ("storage.k8s.io", &["v1"]),
+];
+
+/// Base64 (standard alphabet, padded), as Secret `data` holds values.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let idx = ((n >> (18 - 6 * i)) & 63) as usize;
+                out.push(char::from(ALPHABET.get(idx).copied().unwrap_or(b'=')));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The API server keeps Secret `stringData` only as base64 `data`.
+fn fold_string_data(v: &mut Value) {
+    let Some(m) = v.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(sd)) = m.remove("stringData") else {
+        return;
+    };
+    let data = m.entry("data").or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    if let Some(d) = data.as_object_mut() {
+        for (k, val) in sd {
+            let text = match val {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            d.insert(k, Value::String(base64(text.as_bytes())));
+        }
+    }
+}
+
+/// CRD names must be `<plural>.<group>`.
+fn validate_crd(v: &Value) -> Result<(), String> {
+    let name = v
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let group = v.pointer("/spec/group").and_then(Value::as_str);
+    let plural = v.pointer("/spec/names/plural").and_then(Value::as_str);
+    let kind = v.pointer("/spec/names/kind").and_then(Value::as_str);
+    let (Some(group), Some(plural), Some(_)) = (group, plural, kind) else {
+        let missing = match (group, plural) {
+            (None, _) => "spec.group",
+            (_, None) => "spec.names.plural",
+            _ => "spec.names.kind",
+        };
+        return Err(format!("{missing}: Required value"));
+    };
+    if name != format!("{plural}.{group}") {
+        return Err(format!(
+            "metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
+        ));
+    }
+    Ok(())
+}
+
 /// Metadata the server owns; it is never part of a field set.
 const SYSTEM_METADATA: &[&str] = &[
     "name",
@@ -441,6 +534,84 @@ impl State {
         }
     }
 
+    /// The API server's RBAC escalation prevention: a Role may only grant
+    /// what its author holds (or may `escalate`), a binding may only bind a
+    /// role whose permissions its author holds (or may `bind`).
+    fn check_escalation(&self, user: &str, p: &Prepared) -> Result<(), ApplyError> {
+        let id = &p.id;
+        if !p.changed || !rbac::is_rbac_kind(&id.group, &id.kind) {
+            return Ok(());
+        }
+        let info = rbac::UserInfo::from_name(user);
+        let resource = rbac::plural_of(&id.kind);
+        let forbidden = |msg: String| ApplyError::Forbidden {
+            subject: id.subject(),
+            message: format!(
+                "{resource}.{} \"{}\" is forbidden: {msg}",
+                rbac::RBAC_GROUP,
+                id.name
+            ),
+        };
+        let rules = match id.kind.as_str() {
+            "Role" | "ClusterRole" => {
+                let req = rbac::Request {
+                    verb: "escalate",
+                    group: rbac::RBAC_GROUP,
+                    resource: &resource,
+                    namespace: &id.namespace,
+                    name: &id.name,
+                };
+                if rbac::allowed(&self.objects, &self.rbac, &info, &req) {
+                    return Ok(());
+                }
+                p.value
+                    .get("rules")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            _ => {
+                let role_ref = p.value.get("roleRef").cloned().unwrap_or(Value::Null);
+                let ref_resource = match role_ref["kind"].as_str() {
+                    Some("ClusterRole") => "clusterroles",
+                    _ => "roles",
+                };
+                let req = rbac::Request {
+                    verb: "bind",
+                    group: rbac::RBAC_GROUP,
+                    resource: ref_resource,
+                    namespace: &id.namespace,
+                    name: role_ref["name"].as_str().unwrap_or_default(),
+                };
+                if rbac::allowed(&self.objects, &self.rbac, &info, &req) {
+                    return Ok(());
+                }
+                rbac::referenced_rules(&self.objects, &role_ref, &id.namespace)
+                    .map_err(|m| invalid(&id.subject(), m))?
+            }
+        };
+        match rbac::escalation(&self.objects, &self.rbac, &info, &id.namespace, &rules) {
+            Some(msg) => Err(forbidden(msg)),
+            None => Ok(()),
+        }
+    }
+
+    /// True when the API server serves `group/version` `kind`: built-in
+    /// groups serve the versions of Kubernetes 1.32; other groups need a
+    /// CRD (or a kind the host registered).
+    fn serves(&self, group: &str, version: &str, kind: &str) -> bool {
+        if let Some((_, versions)) = BUILTIN_VERSIONS.iter().find(|(g, _)| *g == group) {
+            if versions.contains(&version) && self.schema.is_known(group, kind) {
+                return true;
+            }
+        }
+        self.schema.custom_kinds().any(|(gk, ck)| {
+            gk.group == group
+                && gk.kind == kind
+                && (ck.versions.is_empty() || ck.versions.contains(version))
+        })
+    }
+
     fn rollout_of(&self, v: &Value) -> Rollout {
         match (&self.rollout, Object::new(v.clone())) {
             (Some(f), Ok(o)) => f(&o),
@@ -458,6 +629,20 @@ impl State {
         entries: &[Entry],
     ) -> Result<Prepared, ApplyError> {
         let subject = id.subject();
+        if id.group.is_empty() && id.kind == "Secret" {
+            fold_string_data(&mut v);
+        }
+        if id.group == "apiextensions.k8s.io" && id.kind == "CustomResourceDefinition" {
+            validate_crd(&v).map_err(|m| {
+                invalid(
+                    &subject,
+                    format!(
+                        "CustomResourceDefinition.apiextensions.k8s.io \"{}\" is invalid: {m}",
+                        id.name
+                    ),
+                )
+            })?;
+        }
         if id.group.is_empty() && id.kind == "Namespace" {
             let md = metadata_mut(&mut v);
             let labels = md
@@ -548,7 +733,7 @@ impl State {
     fn prepare_apply(&self, object: &Object, opts: &ApplyOptions) -> Result<Prepared, ApplyError> {
         let (group, version, kind) = (object.group(), object.version(), object.kind());
         let raw_subject = object.id().subject();
-        if !self.schema.serves(group, version, kind) {
+        if !self.serves(group, version, kind) {
             return Err(invalid(
                 &raw_subject,
                 format!(
@@ -771,10 +956,7 @@ impl State {
                 ),
             ));
         }
-        if !self
-            .schema
-            .serves(edited.group(), edited.version(), edited.kind())
-        {
+        if !self.serves(edited.group(), edited.version(), edited.kind()) {
             return Err(invalid(
                 &subject,
                 format!(
@@ -1251,6 +1433,9 @@ impl Applier for MemoryCluster {
     async fn apply(&self, object: &Object, options: &ApplyOptions) -> Result<Object, ApplyError> {
         let mut s = self.lock()?;
         let p = s.prepare_apply(object, options)?;
+        if let Some(user) = &options.impersonate {
+            s.check_escalation(user, &p)?;
+        }
         if options.dry_run {
             let subject = p.id.subject();
             return Object::new(p.value).map_err(|e| invalid(&subject, e.to_string()));

@@ -153,17 +153,19 @@ fn role_rules<'a>(
         .unwrap_or_default()
 }
 
-/// Decides a request. `rbac` indexes the RBAC objects in `objects`.
-pub(crate) fn allowed(
-    objects: &BTreeMap<ObjectId, Value>,
+/// The rules granted to `user` in `namespace` (empty: cluster-wide grants
+/// only, i.e. ClusterRoleBindings).
+fn effective_rules<'a>(
+    objects: &'a BTreeMap<ObjectId, Value>,
     rbac: &BTreeSet<ObjectId>,
     user: &UserInfo,
-    req: &Request<'_>,
-) -> bool {
+    namespace: &str,
+) -> Vec<&'a Value> {
+    let mut out = Vec::new();
     for id in rbac {
         let applies = match id.kind.as_str() {
             "ClusterRoleBinding" => true,
-            "RoleBinding" => !req.namespace.is_empty() && id.namespace == req.namespace,
+            "RoleBinding" => !namespace.is_empty() && id.namespace == namespace,
             _ => false,
         };
         if !applies {
@@ -177,20 +179,216 @@ pub(crate) fn allowed(
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        if !subjects
+        if subjects
             .iter()
             .any(|s| subject_matches(s, &id.namespace, user))
         {
-            continue;
-        }
-        if role_rules(objects, binding, &id.namespace)
-            .into_iter()
-            .any(|r| rule_allows(r, req))
-        {
-            return true;
+            out.extend(role_rules(objects, binding, &id.namespace));
         }
     }
-    false
+    out
+}
+
+/// Decides a request. `rbac` indexes the RBAC objects in `objects`.
+pub(crate) fn allowed(
+    objects: &BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
+    user: &UserInfo,
+    req: &Request<'_>,
+) -> bool {
+    effective_rules(objects, rbac, user, req.namespace)
+        .into_iter()
+        .any(|r| rule_allows(r, req))
+}
+
+/// One permission of a rule: resource rules by group, resource, verb and
+/// name (empty: every name); non-resource rules by URL and verb.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Atom {
+    Resource {
+        group: String,
+        resource: String,
+        name: String,
+        verb: String,
+    },
+    NonResource {
+        url: String,
+        verb: String,
+    },
+}
+
+fn atoms(rule: &Value) -> Vec<Atom> {
+    let verbs = strings(rule, "verbs");
+    let urls = strings(rule, "nonResourceURLs");
+    let mut out = Vec::new();
+    if !urls.is_empty() {
+        for url in &urls {
+            for verb in &verbs {
+                out.push(Atom::NonResource {
+                    url: url.clone(),
+                    verb: verb.clone(),
+                });
+            }
+        }
+        return out;
+    }
+    let mut names = strings(rule, "resourceNames");
+    if names.is_empty() {
+        names.push(String::new());
+    }
+    for group in strings(rule, "apiGroups") {
+        for resource in strings(rule, "resources") {
+            for name in &names {
+                for verb in &verbs {
+                    out.push(Atom::Resource {
+                        group: group.clone(),
+                        resource: resource.clone(),
+                        name: name.clone(),
+                        verb: verb.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn covered(atom: &Atom, rules: &[&Value]) -> bool {
+    rules.iter().any(|r| {
+        let verbs = strings(r, "verbs");
+        match atom {
+            Atom::Resource {
+                group,
+                resource,
+                name,
+                verb,
+            } => {
+                let names = strings(r, "resourceNames");
+                has(&verbs, verb)
+                    && has(&strings(r, "apiGroups"), group)
+                    && has(&strings(r, "resources"), resource)
+                    && (names.is_empty() || (!name.is_empty() && names.contains(name)))
+            }
+            Atom::NonResource { url, verb } => {
+                let urls = strings(r, "nonResourceURLs");
+                has(&verbs, verb)
+                    && urls.iter().any(|u| {
+                        u == "*"
+                            || u == url
+                            || u.strip_suffix('*').is_some_and(|p| url.starts_with(p))
+                    })
+            }
+        }
+    })
+}
+
+fn quoted(items: &[String]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", parts.join(" "))
+}
+
+/// The API server's refusal to grant permissions the user does not hold
+/// (`ConfirmNoEscalation`), or `None` when `rules` are all held in
+/// `namespace` (empty: cluster-wide).
+pub(crate) fn escalation(
+    objects: &BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
+    user: &UserInfo,
+    namespace: &str,
+    rules: &[Value],
+) -> Option<String> {
+    let held = effective_rules(objects, rbac, user, namespace);
+    let missing: BTreeSet<Atom> = rules
+        .iter()
+        .flat_map(atoms)
+        .filter(|a| !covered(a, &held))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    // Compact verbs of the same group, resource and name, as the API
+    // server prints missing rules.
+    let mut compact: BTreeMap<(Vec<String>, Vec<String>, Vec<String>, Vec<String>), Vec<String>> =
+        BTreeMap::new();
+    for a in missing {
+        match a {
+            Atom::Resource {
+                group,
+                resource,
+                name,
+                verb,
+            } => {
+                let names = if name.is_empty() { vec![] } else { vec![name] };
+                compact
+                    .entry((vec![group], vec![resource], vec![], names))
+                    .or_default()
+                    .push(verb);
+            }
+            Atom::NonResource { url, verb } => {
+                compact
+                    .entry((vec![], vec![], vec![url], vec![]))
+                    .or_default()
+                    .push(verb);
+            }
+        }
+    }
+    let mut lines: Vec<String> = compact
+        .into_iter()
+        .map(|((groups, resources, urls, names), verbs)| {
+            let mut parts = Vec::new();
+            if !groups.is_empty() {
+                parts.push(format!("APIGroups:{}", quoted(&groups)));
+            }
+            if !resources.is_empty() {
+                parts.push(format!("Resources:{}", quoted(&resources)));
+            }
+            if !urls.is_empty() {
+                parts.push(format!("NonResourceURLs:{}", quoted(&urls)));
+            }
+            if !names.is_empty() {
+                parts.push(format!("ResourceNames:{}", quoted(&names)));
+            }
+            parts.push(format!("Verbs:{}", quoted(&verbs)));
+            format!("{{{}}}", parts.join(", "))
+        })
+        .collect();
+    lines.sort();
+    Some(format!(
+        "user {:?} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
+        user.name,
+        quoted(&user.groups),
+        lines.join("\n")
+    ))
+}
+
+/// The rules a role reference points at, or the API server's not-found
+/// message.
+pub(crate) fn referenced_rules(
+    objects: &BTreeMap<ObjectId, Value>,
+    role_ref: &Value,
+    namespace: &str,
+) -> Result<Vec<Value>, String> {
+    let kind = role_ref["kind"].as_str().unwrap_or("");
+    let name = role_ref["name"].as_str().unwrap_or("");
+    let (id, resource) = match kind {
+        "ClusterRole" => (
+            ObjectId::new(RBAC_GROUP, "ClusterRole", "", name),
+            "clusterroles",
+        ),
+        "Role" => (
+            ObjectId::new(RBAC_GROUP, "Role", namespace, name),
+            "roles",
+        ),
+        other => return Err(format!("roleRef.kind: Unsupported value: {other:?}: supported values: \"ClusterRole\", \"Role\"")),
+    };
+    match objects.get(&id) {
+        Some(role) => Ok(role
+            .get("rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()),
+        None => Err(format!("{resource}.{RBAC_GROUP} \"{name}\" not found")),
+    }
 }
 
 /// The API server's message for a denied request.
