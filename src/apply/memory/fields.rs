@@ -140,7 +140,7 @@ impl FieldSet {
             out: &mut BTreeSet<Path>,
             depth: usize,
         ) -> Result<(), String> {
-            if depth > 64 {
+            if depth > 512 {
                 return Err("fieldsV1 is nested too deeply".to_string());
             }
             let m = v

@@ -417,14 +417,16 @@ fn drop_nulls(v: &mut Value) {
     }
 }
 
-/// An object without metadata and status, to tell spec changes.
-fn spec_part(v: &Value) -> Value {
-    let mut out = v.clone();
-    if let Some(m) = out.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
+/// True when two objects differ only in metadata and status.
+fn same_spec(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    fn spec(m: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        m.iter()
+            .filter(|(k, _)| k.as_str() != "metadata" && k.as_str() != "status")
     }
-    out
+    spec(a).eq(spec(b))
 }
 
 fn uid_for(n: u64) -> String {
@@ -613,9 +615,9 @@ impl State {
     }
 
     fn rollout_of(&self, v: &Value) -> Rollout {
-        match (&self.rollout, Object::new(v.clone())) {
-            (Some(f), Ok(o)) => f(&o),
-            _ => Rollout::Complete,
+        match &self.rollout {
+            Some(f) => Object::new(v.clone()).map_or(Rollout::Complete, |o| f(&o)),
+            None => Rollout::Complete,
         }
     }
 
@@ -683,7 +685,7 @@ impl State {
         let old_generation = old
             .and_then(|o| o.pointer("/metadata/generation"))
             .and_then(Value::as_i64);
-        let spec_changed = old.is_none_or(|o| spec_part(o) != spec_part(&v));
+        let spec_changed = old.is_none_or(|o| !same_spec(o, &v));
         let generation = match (tracks, old_generation) {
             (false, _) => None,
             (true, None) => Some(1),
@@ -1041,24 +1043,17 @@ impl State {
     fn commit(&mut self, p: Prepared) -> Result<Object, ApplyError> {
         let subject = p.id.subject();
         if p.changed {
-            let rv = self.rv + 1;
-            let uids = if p.created { self.uids + 1 } else { self.uids };
-            if let Some(store) = &self.store {
-                let meta = Meta {
-                    format: store::FORMAT.to_string(),
-                    resource_version: rv,
-                    uid_counter: uids,
-                };
-                store
-                    .write_meta(&meta)
-                    .map_err(|e| unavailable(&subject, e))?;
-            }
-            self.rv = rv;
-            self.uids = uids;
+            // The counters need no write here: the object file carries its
+            // resourceVersion and uid, and opening takes the maximum.
+            // `cluster.yaml` is written when a delete takes objects away.
             if let Some(store) = &self.store {
                 store
                     .write_object(&p.id, &p.value)
                     .map_err(|e| unavailable(&subject, e))?;
+            }
+            self.rv += 1;
+            if p.created {
+                self.uids += 1;
             }
             let is_crd =
                 p.id.group == "apiextensions.k8s.io" && p.id.kind == "CustomResourceDefinition";

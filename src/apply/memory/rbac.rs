@@ -287,6 +287,9 @@ fn quoted(items: &[String]) -> String {
     format!("[{}]", parts.join(" "))
 }
 
+/// A rule without its verbs: groups, resources, non-resource URLs, names.
+type RuleShape = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
 /// The API server's refusal to grant permissions the user does not hold
 /// (`ConfirmNoEscalation`), or `None` when `rules` are all held in
 /// `namespace` (empty: cluster-wide).
@@ -308,8 +311,7 @@ pub(crate) fn escalation(
     }
     // Compact verbs of the same group, resource and name, as the API
     // server prints missing rules.
-    let mut compact: BTreeMap<(Vec<String>, Vec<String>, Vec<String>, Vec<String>), Vec<String>> =
-        BTreeMap::new();
+    let mut compact: BTreeMap<RuleShape, Vec<String>> = BTreeMap::new();
     for a in missing {
         match a {
             Atom::Resource {
