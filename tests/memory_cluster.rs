@@ -1310,3 +1310,29 @@ fn crd_names_are_validated() {
     assert!(message(&apply(&c, &rescoped, &flux()).unwrap_err())
         .contains("spec.scope: Invalid value: \"Namespaced\": field is immutable"));
 }
+
+#[test]
+fn malformed_configs_name_the_object_and_field() {
+    let c = MemoryCluster::new();
+    let labels = obj(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default", "labels": {"version": 1}},
+    }));
+    let err = apply(&c, &labels, &flux()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ConfigMap/default/c: failed to create typed patch object (default/c; /v1, Kind=ConfigMap): .metadata.labels.version: expected string, got 1"
+    );
+    let data = configmap("default", "c", json!({"port": 8080}));
+    assert!(message(&apply(&c, &data, &flux()).unwrap_err())
+        .ends_with(".data.port: expected string, got 8080"));
+    let mut dup = deployment("default", "web", 1, "nginx");
+    dup.value_mut()["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "app", "image": "other"}));
+    assert_eq!(
+        message(&apply(&c, &dup, &flux()).unwrap_err()),
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"app\"]"
+    );
+}

@@ -367,6 +367,32 @@ fn validate_crd(v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Maps whose values must be strings: labels, annotations, ConfigMap and
+/// Secret data. Anything else fails to decode in the API server.
+fn check_string_maps(group: &str, kind: &str, v: &Value) -> Result<(), String> {
+    let mut maps = vec!["/metadata/labels", "/metadata/annotations"];
+    match (group, kind) {
+        ("", "ConfigMap") => maps.extend(["/data", "/binaryData"]),
+        ("", "Secret") => maps.extend(["/data", "/stringData"]),
+        _ => {}
+    }
+    for ptr in maps {
+        let Some(m) = v.pointer(ptr) else {
+            continue;
+        };
+        let field = ptr.replace('/', ".");
+        let Some(m) = m.as_object() else {
+            return Err(format!("{field}: expected map, got {m}"));
+        };
+        for (k, x) in m {
+            if !x.is_string() {
+                return Err(format!("{field}.{k}: expected string, got {x}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Metadata the server owns; it is never part of a field set.
 const SYSTEM_METADATA: &[&str] = &[
     "name",
@@ -806,16 +832,24 @@ impl State {
         }
         let mut applied = strip_for_fields(config);
         drop_nulls(&mut applied);
-        let leaves = fields::collect(&applied).map_err(|m| {
+        let typed_error = |m: String| {
+            let ns_name = if id.namespace.is_empty() {
+                id.name.clone()
+            } else {
+                format!("{}/{}", id.namespace, id.name)
+            };
+            let gv = if group.is_empty() {
+                format!("/{version}")
+            } else {
+                format!("{group}/{version}")
+            };
             invalid(
                 &subject,
-                format!(
-                    "failed to create typed patch object ({}; {}): {m}",
-                    id.subject(),
-                    object.api_version()
-                ),
+                format!("failed to create typed patch object ({ns_name}; {gv}, Kind={kind}): {m}"),
             )
-        })?;
+        };
+        check_string_maps(group, kind, &applied).map_err(typed_error)?;
+        let leaves = fields::collect(&applied).map_err(typed_error)?;
         let new_set = FieldSet(leaves.keys().cloned().collect());
         let now = status::rfc3339(self.now);
         let manager = opts.field_manager.as_str();

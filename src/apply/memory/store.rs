@@ -293,7 +293,8 @@ fn sync_dir(dir: &Path) -> Result<(), StateError> {
 }
 
 /// Every state file under `dir`, sorted; leftovers of interrupted writes
-/// (temporary files) are removed.
+/// (temporary files) are removed, editors' hidden and backup files are
+/// skipped, anything else is an error.
 fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StateError> {
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| io_err(dir, e))?
@@ -309,6 +310,8 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StateError> {
             walk_files(&path, out)?;
         } else if name.starts_with(TMP_PREFIX) {
             fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+        } else if name.starts_with('.') || name.ends_with('~') {
+            // An editor's swap or backup file next to a hand-edited object.
         } else if name.ends_with(".yaml") {
             out.push(path);
         } else {
