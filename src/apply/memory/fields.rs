@@ -295,8 +295,8 @@ pub(crate) fn lookup<'a>(v: &'a Value, path: &[Pe]) -> Option<&'a Value> {
     Some(cur)
 }
 
-/// Removes the value at a path; then removes maps (below the top level)
-/// that the removal left empty. Returns true when something was removed.
+/// Removes the value at a path; then removes maps and lists (below the top
+/// level) that the removal left empty, as typed objects drop them. Returns true when something was removed.
 pub(crate) fn remove(v: &mut Value, path: &[Pe]) -> bool {
     let Some((last, parents)) = path.split_last() else {
         return false;
@@ -324,9 +324,11 @@ pub(crate) fn remove(v: &mut Value, path: &[Pe]) -> bool {
         let mut depth = parents.len();
         while depth >= 2 {
             let prefix = &path[..depth];
-            let empty = lookup(v, prefix)
-                .and_then(Value::as_object)
-                .is_some_and(Map::is_empty);
+            let empty = lookup(v, prefix).is_some_and(|x| match x {
+                Value::Object(m) => m.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                _ => false,
+            });
             if !empty || !matches!(prefix.last(), Some(Pe::Field(_))) {
                 break;
             }

@@ -228,7 +228,10 @@ impl Store {
 
     /// Writes one object.
     pub(crate) fn write_object(&self, id: &ObjectId, value: &Value) -> Result<(), StateError> {
-        self.write_atomic(&self.object_path(id), &crate::yaml::to_string(value))
+        self.write_atomic(
+            &self.object_path(id),
+            &crate::yaml::to_string(&sorted(value)),
+        )
     }
 
     /// Removes one object's file.
@@ -277,6 +280,25 @@ impl Store {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+/// The value with every map's keys in sorted order, so files are
+/// byte-stable even if `serde_json` keeps insertion order (its
+/// `preserve_order` feature, which another dependency may turn on).
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .filter_map(|k| m.get(k).map(|x| (k.clone(), sorted(x))))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
     }
 }
 
