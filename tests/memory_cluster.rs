@@ -1336,3 +1336,35 @@ fn malformed_configs_name_the_object_and_field() {
         "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"app\"]"
     );
 }
+
+#[test]
+fn status_is_written_through_the_status_subresource() {
+    let c = MemoryCluster::new();
+    let ks = obj(json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "apps", "namespace": "flux-system"},
+        "spec": {"interval": "10m", "path": "./apps", "prune": true},
+    }));
+    let live = apply(&c, &ks, &flux()).unwrap();
+    assert!(
+        live.pointer("/status").is_none(),
+        "no controller runs for Flux kinds"
+    );
+    let ready = json!({"conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded"}]});
+    let with = block_on(c.update_status(&ks.id(), &ready)).unwrap();
+    assert_eq!(with.pointer("/status").unwrap(), &ready);
+    assert_eq!(generation(&with), generation(&live));
+    assert_eq!(rv(&with), rv(&live) + 1);
+    // The applier's next apply neither owns nor resets status.
+    let again = apply(&c, &ks, &flux()).unwrap();
+    assert_eq!(again, with);
+    assert!(matches!(
+        block_on(c.update_status(&ObjectId::new("", "ConfigMap", "default", "none"), &ready)),
+        Err(ApplyError::NotFound { .. })
+    ));
+    // FailingApplier counts status writes as mutating calls.
+    let f = FailingApplier::new(c, 1);
+    assert!(block_on(f.update_status(&ks.id(), &json!({}))).is_err());
+    assert_eq!(f.mutating_calls(), 1);
+    assert_eq!(f.inner().object(&ks.id()).unwrap(), with);
+}

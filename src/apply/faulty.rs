@@ -40,7 +40,7 @@ pub enum FailureMode {
 
 /// Wraps an [`Applier`] and fails with [`ApplyError::Unavailable`] at the
 /// N-th mutating call (1-based). Mutating calls are `apply` without dry-run,
-/// `delete` without dry-run, and `write_inventory`; reads and dry-runs pass
+/// `delete` without dry-run, `write_inventory` and `update_status`; reads and dry-runs pass
 /// through and are not counted. A failed call does not reach the inner
 /// applier.
 ///
@@ -124,6 +124,15 @@ impl<A: Applier> Applier for FailingApplier<A> {
 
     async fn read_inventory(&self, owner: &str) -> Result<Option<Inventory>, ApplyError> {
         self.inner.read_inventory(owner).await
+    }
+
+    async fn update_status(
+        &self,
+        id: &ObjectId,
+        status: &serde_json::Value,
+    ) -> Result<Object, ApplyError> {
+        self.count(&id.subject(), "update_status")?;
+        self.inner.update_status(id, status).await
     }
 
     async fn write_inventory(&self, owner: &str, inventory: &Inventory) -> Result<(), ApplyError> {

@@ -110,4 +110,20 @@ pub trait Applier: Send + Sync {
 
     /// Records the inventory under `owner`.
     async fn write_inventory(&self, owner: &str, inventory: &Inventory) -> Result<(), ApplyError>;
+
+    /// Replaces the status of a live object through its status subresource,
+    /// as its controller would (e.g. a Kustomization's Ready condition), and
+    /// returns the resulting object. Appliers that cannot write status
+    /// return [`ApplyError::Unavailable`] (the default).
+    async fn update_status(
+        &self,
+        id: &ObjectId,
+        status: &serde_json::Value,
+    ) -> Result<Object, ApplyError> {
+        let _ = status;
+        Err(ApplyError::Unavailable {
+            subject: id.subject(),
+            message: "this applier cannot write status".to_string(),
+        })
+    }
 }

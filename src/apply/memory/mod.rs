@@ -1477,6 +1477,10 @@ impl Applier for MemoryCluster {
         s.delete(id, options)
     }
 
+    async fn update_status(&self, id: &ObjectId, status: &Value) -> Result<Object, ApplyError> {
+        self.set_status(id, status.clone())
+    }
+
     async fn read_inventory(&self, owner: &str) -> Result<Option<Inventory>, ApplyError> {
         let s = self.lock()?;
         Ok(s.inventories.get(owner).cloned())
