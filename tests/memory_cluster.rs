@@ -333,7 +333,7 @@ fn managed_fields_use_the_kubernetes_format() {
                             ".": {},
                             "f:image": {},
                             "f:name": {},
-                            "f:ports": {"k:{\"containerPort\":8080}": {".": {}, "f:containerPort": {}}},
+                            "f:ports": {"k:{\"containerPort\":8080,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}},
                         }}},
                     },
                 },

@@ -168,8 +168,9 @@ impl FieldSet {
     }
 }
 
-/// The key fields that make a list associative, by the list's field name.
-fn key_candidates(field: &str) -> &'static [&'static str] {
+/// The key fields that make a list associative, by the list's field name,
+/// in order of preference (Kubernetes' `listMapKey`s for the common lists).
+fn key_candidates(field: &str) -> &'static [&'static [&'static str]] {
     match field {
         "containers"
         | "initContainers"
@@ -177,36 +178,56 @@ fn key_candidates(field: &str) -> &'static [&'static str] {
         | "env"
         | "volumes"
         | "imagePullSecrets"
-        | "resourceClaims" => &["name"],
-        "volumeMounts" => &["mountPath"],
-        "volumeDevices" => &["devicePath"],
-        "ports" => &["containerPort", "port"],
-        "ownerReferences" => &["uid"],
-        "hostAliases" => &["ip"],
+        | "resourceClaims" => &[&["name"]],
+        "volumeMounts" => &[&["mountPath"]],
+        "volumeDevices" => &[&["devicePath"]],
+        // Container ports, then Service ports.
+        "ports" => &[&["containerPort", "protocol"], &["port", "protocol"]],
+        "ownerReferences" => &[&["uid"]],
+        "hostAliases" => &[&["ip"]],
+        "topologySpreadConstraints" => &[&["topologyKey", "whenUnsatisfiable"]],
         _ => &[],
     }
 }
 
-/// The key field of a list, when it is associative: the list's field name
-/// is a known associative list and every item is a map holding the key as a
-/// scalar.
-pub(crate) fn list_key(field: &str, items: &[Value]) -> Option<&'static str> {
+/// The default of a key field the item may omit: the API server keys items
+/// by the defaulted value (`protocol` is `TCP` unless set).
+fn key_default(field: &str) -> Option<Value> {
+    match field {
+        "protocol" => Some(Value::String("TCP".to_string())),
+        _ => None,
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    v.is_string() || v.is_number() || v.is_boolean()
+}
+
+/// The key fields of a list, when it is associative: the list's field name
+/// is a known associative list and every item is a map holding each key as
+/// a scalar (or a key with a default).
+pub(crate) fn list_key(field: &str, items: &[Value]) -> Option<&'static [&'static str]> {
     if items.is_empty() {
         return None;
     }
-    key_candidates(field).iter().copied().find(|key| {
+    key_candidates(field).iter().copied().find(|keys| {
         items.iter().all(|i| {
-            i.get(key)
-                .is_some_and(|k| k.is_string() || k.is_number() || k.is_boolean())
+            i.is_object()
+                && keys.iter().all(|k| match i.get(*k) {
+                    Some(v) => is_scalar(v),
+                    None => key_default(k).is_some(),
+                })
         })
     })
 }
 
-/// The compact JSON naming an item by its key field.
-fn item_key(item: &Value, key: &str) -> String {
+/// The compact JSON naming an item by its (defaulted) key fields.
+fn item_key(item: &Value, keys: &[&str]) -> String {
     let mut m = Map::new();
-    if let Some(k) = item.get(key) {
-        m.insert(key.to_string(), k.clone());
+    for key in keys {
+        if let Some(k) = item.get(*key).cloned().or_else(|| key_default(key)) {
+            m.insert((*key).to_string(), k);
+        }
     }
     Value::Object(m).to_string()
 }
@@ -244,9 +265,9 @@ fn walk_map(
                 for item in items {
                     let ik = item_key(item, key);
                     if !seen.insert(ik.clone()) {
-                        let shown = item.get(key).map(Value::to_string).unwrap_or_default();
+                        let shown = path_string(&[Pe::Key(ik)]);
                         return Err(format!(
-                            "{}: duplicate entries for key [{key}={shown}]",
+                            "{}: duplicate entries for key {shown}",
                             path_string(path)
                         ));
                     }
@@ -270,8 +291,10 @@ fn walk_map(
 fn find_item(items: &[Value], key_json: &str) -> Option<usize> {
     let key: Map<String, Value> = serde_json::from_str(key_json).ok()?;
     items.iter().position(|i| {
-        key.iter()
-            .all(|(k, v)| i.get(k).is_some_and(|iv| json_eq(iv, v)))
+        key.iter().all(|(k, v)| match i.get(k) {
+            Some(iv) => json_eq(iv, v),
+            None => key_default(k).is_some_and(|d| json_eq(&d, v)),
+        })
     })
 }
 
@@ -570,7 +593,7 @@ mod tests {
                             ".": {},
                             "f:image": {},
                             "f:name": {},
-                            "f:ports": {"k:{\"containerPort\":80}": {".": {}, "f:containerPort": {}}}
+                            "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
                         }
                     }}}
                 }
@@ -601,6 +624,36 @@ mod tests {
         assert_eq!(
             live,
             json!({"spec": {"containers": [{"name": "b", "image": "z"}]}})
+        );
+    }
+
+    #[test]
+    fn ports_are_keyed_by_port_and_defaulted_protocol() {
+        let dns = json!({"spec": {"ports": [
+            {"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}
+        ]}});
+        let leaves = collect(&dns).unwrap();
+        assert!(leaves.contains_key(&vec![
+            Pe::Field("spec".into()),
+            Pe::Field("ports".into()),
+            Pe::Key("{\"port\":53,\"protocol\":\"UDP\"}".into()),
+        ]));
+        let err =
+            collect(&json!({"spec": {"ports": [{"port": 80}, {"port": 80, "protocol": "TCP"}]}}))
+                .unwrap_err();
+        assert_eq!(
+            err,
+            ".spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]"
+        );
+        // A live item without protocol is the config's TCP item.
+        let mut live = json!({"spec": {"ports": [{"port": 80, "name": "http"}]}});
+        merge(
+            &mut live,
+            &json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}]}}),
+        );
+        assert_eq!(
+            live,
+            json!({"spec": {"ports": [{"port": 80, "name": "http", "protocol": "TCP", "targetPort": 8080}]}})
         );
     }
 
