@@ -1368,3 +1368,62 @@ fn status_is_written_through_the_status_subresource() {
     assert_eq!(f.mutating_calls(), 1);
     assert_eq!(f.inner().object(&ks.id()).unwrap(), with);
 }
+
+#[test]
+fn services_pods_and_claims_report_status() {
+    let c = MemoryCluster::new();
+    let svc = |ty: &str| {
+        obj(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"type": ty, "ports": [{"port": 80}]},
+        }))
+    };
+    let cluster_ip = apply(&c, &svc("ClusterIP"), &flux()).unwrap();
+    assert_eq!(
+        cluster_ip.pointer("/status").unwrap(),
+        &json!({"loadBalancer": {}})
+    );
+    let lb = apply(&c, &svc("LoadBalancer"), &flux()).unwrap();
+    let ip = lb
+        .pointer("/status/loadBalancer/ingress/0/ip")
+        .and_then(Value::as_str)
+        .unwrap();
+    assert!(ip.starts_with("192.0.2."), "{ip}");
+    let pvc = obj(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "default"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }));
+    assert_eq!(
+        apply(&c, &pvc, &flux())
+            .unwrap()
+            .pointer("/status/phase")
+            .unwrap(),
+        "Bound"
+    );
+    c.set_rollout(|_| Rollout::Progressing);
+    let pod = obj(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }));
+    let live = apply(&c, &pod, &flux()).unwrap();
+    assert_eq!(live.pointer("/status/phase").unwrap(), "Pending");
+    c.clear_rollout();
+    let job = obj(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "j", "namespace": "default"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"}}},
+    }));
+    c.set_rollout(|_| Rollout::Failed);
+    let failed = apply(&c, &job, &flux()).unwrap();
+    assert!(failed
+        .pointer("/status/conditions")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Failed" && c["status"] == "True"));
+    assert_eq!(failed.pointer("/status/failed").unwrap(), 7);
+}

@@ -723,7 +723,12 @@ impl State {
         }
         // The controller rolls out every new generation (or a new object).
         let now = status::rfc3339(self.now);
-        let needs_status = old.is_none() || (spec_changed && (tracks || id.kind == "Namespace"));
+        let core_with_status = id.group.is_empty()
+            && matches!(
+                id.kind.as_str(),
+                "Namespace" | "Service" | "PersistentVolumeClaim" | "Pod"
+            );
+        let needs_status = old.is_none() || (spec_changed && (tracks || core_with_status));
         if needs_status {
             let rollout = self.rollout_of(&v);
             if let Some(st) = status::simulate(&id.group, &id.kind, &v, rollout, &now) {

@@ -31,13 +31,20 @@ pub(crate) fn rfc3339(secs: i64) -> String {
 }
 
 fn condition(kind: &str, status: bool, reason: &str, message: &str, now: &str) -> Value {
-    json!({
-        "type": kind,
-        "status": if status { "True" } else { "False" },
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now,
-    })
+    let mut c = Map::new();
+    c.insert("type".into(), Value::String(kind.into()));
+    c.insert(
+        "status".into(),
+        Value::String(if status { "True" } else { "False" }.into()),
+    );
+    if !reason.is_empty() {
+        c.insert("reason".into(), Value::String(reason.into()));
+    }
+    if !message.is_empty() {
+        c.insert("message".into(), Value::String(message.into()));
+    }
+    c.insert("lastTransitionTime".into(), Value::String(now.into()));
+    Value::Object(c)
 }
 
 /// A short stable hash of the pod template, standing in for the
@@ -245,6 +252,58 @@ pub(crate) fn simulate(
         ("", "PersistentVolumeClaim") => {
             s.insert("phase".into(), Value::String("Bound".into()));
         }
+        ("", "Service") => {
+            // A load balancer gets an address (from TEST-NET-1, derived from
+            // the name so it is stable); other types report an empty status.
+            let lb = obj.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
+            let ingress = if lb && rollout == Rollout::Complete {
+                let n = Sha256::digest(name.as_bytes())
+                    .first()
+                    .copied()
+                    .unwrap_or(0)
+                    % 254
+                    + 1;
+                json!([{"ip": format!("192.0.2.{n}"), "ipMode": "VIP"}])
+            } else {
+                json!(null)
+            };
+            let mut balancer = Map::new();
+            if !ingress.is_null() {
+                balancer.insert("ingress".into(), ingress);
+            }
+            s.insert("loadBalancer".into(), Value::Object(balancer));
+        }
+        ("", "Pod") => {
+            let (phase, ready) = match rollout {
+                Rollout::Complete => ("Running", true),
+                Rollout::Progressing => ("Pending", false),
+                Rollout::Failed => ("Failed", false),
+            };
+            s.insert("phase".into(), Value::String(phase.into()));
+            s.insert(
+                "conditions".into(),
+                json!([
+                    condition("PodScheduled", true, "", "", now),
+                    condition(
+                        "Ready",
+                        ready,
+                        if ready { "" } else { "ContainersNotReady" },
+                        "",
+                        now
+                    ),
+                ]),
+            );
+        }
+        ("apps", "ReplicaSet") => {
+            let r = replicas(obj);
+            s.insert("observedGeneration".into(), Value::from(generation));
+            s.insert("replicas".into(), Value::from(r));
+            count(&mut s, "fullyLabeledReplicas", r);
+            if rollout == Rollout::Complete {
+                count(&mut s, "readyReplicas", r);
+                count(&mut s, "availableReplicas", r);
+            }
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             let names = obj
                 .pointer("/spec/names")
@@ -335,19 +394,19 @@ const FLUX_CRDS: &[(&str, &str, &str, &[&str])] = &[
         "image.toolkit.fluxcd.io",
         "ImageRepository",
         "imagerepositories",
-        &["v1", "v1beta2"],
+        &["v1", "v1beta2", "v1beta1"],
     ),
     (
         "image.toolkit.fluxcd.io",
         "ImagePolicy",
         "imagepolicies",
-        &["v1", "v1beta2"],
+        &["v1", "v1beta2", "v1beta1"],
     ),
     (
         "image.toolkit.fluxcd.io",
         "ImageUpdateAutomation",
         "imageupdateautomations",
-        &["v1", "v1beta2"],
+        &["v1", "v1beta2", "v1beta1"],
     ),
     (
         "notification.toolkit.fluxcd.io",
