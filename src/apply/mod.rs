@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::object::{Object, ObjectId};
 use crate::plan::Inventory;
 
+pub mod faulty;
+pub mod memory;
+
+pub use faulty::FailingApplier;
+pub use memory::MemoryCluster;
+
 /// How one object is applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyOptions {
@@ -52,6 +58,16 @@ pub enum ApplyError {
         /// The server's message.
         message: String,
     },
+    /// The write conflicts: fields owned by other field managers would
+    /// change (server-side apply without force), or the object changed
+    /// since the given resourceVersion. Not retryable as is.
+    #[error("{subject}: {message}")]
+    Conflict {
+        /// `Kind/ns/name`.
+        subject: String,
+        /// The server's message.
+        message: String,
+    },
     /// The object does not exist.
     #[error("{subject}: not found")]
     NotFound {
@@ -94,4 +110,20 @@ pub trait Applier: Send + Sync {
 
     /// Records the inventory under `owner`.
     async fn write_inventory(&self, owner: &str, inventory: &Inventory) -> Result<(), ApplyError>;
+
+    /// Replaces the status of a live object through its status subresource,
+    /// as its controller would (e.g. a Kustomization's Ready condition), and
+    /// returns the resulting object. Appliers that cannot write status
+    /// return [`ApplyError::Unavailable`] (the default).
+    async fn update_status(
+        &self,
+        id: &ObjectId,
+        status: &serde_json::Value,
+    ) -> Result<Object, ApplyError> {
+        let _ = status;
+        Err(ApplyError::Unavailable {
+            subject: id.subject(),
+            message: "this applier cannot write status".to_string(),
+        })
+    }
 }

@@ -1,0 +1,427 @@
+//! RBAC authorization for impersonated identities, as the API server's RBAC
+//! authorizer decides it from the Roles, ClusterRoles, RoleBindings and
+//! ClusterRoleBindings the cluster holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::object::ObjectId;
+
+/// The RBAC API group.
+pub(crate) const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// True for the four RBAC kinds.
+pub(crate) fn is_rbac_kind(group: &str, kind: &str) -> bool {
+    group == RBAC_GROUP
+        && matches!(
+            kind,
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding"
+        )
+}
+
+/// The resource (lowercase plural) of a built-in kind, derived the way the
+/// API server guesses it: lowercase; `y` → `ies`; `s`, `x`, `z`, `ch`, `sh`
+/// → `+es`; else `+s`; with the irregular `Endpoints`.
+pub(crate) fn plural_of(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with("endpoints") {
+        return lower;
+    }
+    if let Some(stem) = lower.strip_suffix('y') {
+        let before = stem.chars().last();
+        if before.is_some_and(|c| !"aeiou".contains(c)) {
+            return format!("{stem}ies");
+        }
+    }
+    if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with('z')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
+        return format!("{lower}es");
+    }
+    format!("{lower}s")
+}
+
+/// Who is asking.
+pub(crate) struct UserInfo {
+    pub(crate) name: String,
+    pub(crate) groups: Vec<String>,
+}
+
+impl UserInfo {
+    /// The user and groups of an impersonated name, as the API server
+    /// derives them for service accounts.
+    pub(crate) fn from_name(name: &str) -> UserInfo {
+        let mut groups = Vec::new();
+        if let Some(rest) = name.strip_prefix("system:serviceaccount:") {
+            if let Some((ns, _)) = rest.split_once(':') {
+                groups.push("system:serviceaccounts".to_string());
+                groups.push(format!("system:serviceaccounts:{ns}"));
+            }
+        }
+        groups.push("system:authenticated".to_string());
+        UserInfo {
+            name: name.to_string(),
+            groups,
+        }
+    }
+
+    fn service_account(&self) -> Option<(&str, &str)> {
+        self.name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|r| r.split_once(':'))
+    }
+}
+
+/// What is being done.
+pub(crate) struct Request<'a> {
+    pub(crate) verb: &'a str,
+    pub(crate) group: &'a str,
+    pub(crate) resource: &'a str,
+    /// Empty for cluster-scoped objects.
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+}
+
+fn strings(v: &Value, field: &str) -> Vec<String> {
+    v.get(field)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn has(list: &[String], wanted: &str) -> bool {
+    list.iter().any(|x| x == "*" || x == wanted)
+}
+
+fn rule_allows(rule: &Value, req: &Request<'_>) -> bool {
+    let verbs = strings(rule, "verbs");
+    let groups = strings(rule, "apiGroups");
+    let resources = strings(rule, "resources");
+    let names = strings(rule, "resourceNames");
+    has(&verbs, req.verb)
+        && has(&groups, req.group)
+        && has(&resources, req.resource)
+        && (names.is_empty() || names.iter().any(|n| n == req.name))
+}
+
+fn subject_matches(subject: &Value, binding_ns: &str, user: &UserInfo) -> bool {
+    let kind = subject.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = subject.get("name").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "ServiceAccount" => {
+            let ns = subject
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or(binding_ns);
+            user.service_account() == Some((ns, name))
+        }
+        "User" => user.name == name,
+        "Group" => user.groups.iter().any(|g| g == name),
+        _ => false,
+    }
+}
+
+/// The rules of the role a binding refers to, when it exists.
+fn role_rules<'a>(
+    objects: &'a BTreeMap<ObjectId, Value>,
+    binding: &Value,
+    binding_ns: &str,
+) -> Vec<&'a Value> {
+    let role_ref = &binding["roleRef"];
+    let kind = role_ref["kind"].as_str().unwrap_or("");
+    let name = role_ref["name"].as_str().unwrap_or("");
+    let id = match kind {
+        "ClusterRole" => ObjectId::new(RBAC_GROUP, "ClusterRole", "", name),
+        "Role" if !binding_ns.is_empty() => ObjectId::new(RBAC_GROUP, "Role", binding_ns, name),
+        _ => return Vec::new(),
+    };
+    objects
+        .get(&id)
+        .and_then(|r| r.get("rules"))
+        .and_then(Value::as_array)
+        .map(|rules| rules.iter().collect())
+        .unwrap_or_default()
+}
+
+/// The rules granted to `user` in `namespace` (empty: cluster-wide grants
+/// only, i.e. ClusterRoleBindings).
+fn effective_rules<'a>(
+    objects: &'a BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
+    user: &UserInfo,
+    namespace: &str,
+) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for id in rbac {
+        let applies = match id.kind.as_str() {
+            "ClusterRoleBinding" => true,
+            "RoleBinding" => !namespace.is_empty() && id.namespace == namespace,
+            _ => false,
+        };
+        if !applies {
+            continue;
+        }
+        let Some(binding) = objects.get(id) else {
+            continue;
+        };
+        let subjects = binding
+            .get("subjects")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if subjects
+            .iter()
+            .any(|s| subject_matches(s, &id.namespace, user))
+        {
+            out.extend(role_rules(objects, binding, &id.namespace));
+        }
+    }
+    out
+}
+
+/// Decides a request. `rbac` indexes the RBAC objects in `objects`.
+pub(crate) fn allowed(
+    objects: &BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
+    user: &UserInfo,
+    req: &Request<'_>,
+) -> bool {
+    effective_rules(objects, rbac, user, req.namespace)
+        .into_iter()
+        .any(|r| rule_allows(r, req))
+}
+
+/// One permission of a rule: resource rules by group, resource, verb and
+/// name (empty: every name); non-resource rules by URL and verb.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Atom {
+    Resource {
+        group: String,
+        resource: String,
+        name: String,
+        verb: String,
+    },
+    NonResource {
+        url: String,
+        verb: String,
+    },
+}
+
+fn atoms(rule: &Value) -> Vec<Atom> {
+    let verbs = strings(rule, "verbs");
+    let urls = strings(rule, "nonResourceURLs");
+    let mut out = Vec::new();
+    if !urls.is_empty() {
+        for url in &urls {
+            for verb in &verbs {
+                out.push(Atom::NonResource {
+                    url: url.clone(),
+                    verb: verb.clone(),
+                });
+            }
+        }
+        return out;
+    }
+    let mut names = strings(rule, "resourceNames");
+    if names.is_empty() {
+        names.push(String::new());
+    }
+    for group in strings(rule, "apiGroups") {
+        for resource in strings(rule, "resources") {
+            for name in &names {
+                for verb in &verbs {
+                    out.push(Atom::Resource {
+                        group: group.clone(),
+                        resource: resource.clone(),
+                        name: name.clone(),
+                        verb: verb.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn covered(atom: &Atom, rules: &[&Value]) -> bool {
+    rules.iter().any(|r| {
+        let verbs = strings(r, "verbs");
+        match atom {
+            Atom::Resource {
+                group,
+                resource,
+                name,
+                verb,
+            } => {
+                let names = strings(r, "resourceNames");
+                has(&verbs, verb)
+                    && has(&strings(r, "apiGroups"), group)
+                    && has(&strings(r, "resources"), resource)
+                    && (names.is_empty() || (!name.is_empty() && names.contains(name)))
+            }
+            Atom::NonResource { url, verb } => {
+                let urls = strings(r, "nonResourceURLs");
+                has(&verbs, verb)
+                    && urls.iter().any(|u| {
+                        u == "*"
+                            || u == url
+                            || u.strip_suffix('*').is_some_and(|p| url.starts_with(p))
+                    })
+            }
+        }
+    })
+}
+
+fn quoted(items: &[String]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", parts.join(" "))
+}
+
+/// A rule without its verbs: groups, resources, non-resource URLs, names.
+type RuleShape = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
+/// The API server's refusal to grant permissions the user does not hold
+/// (`ConfirmNoEscalation`), or `None` when `rules` are all held in
+/// `namespace` (empty: cluster-wide).
+pub(crate) fn escalation(
+    objects: &BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
+    user: &UserInfo,
+    namespace: &str,
+    rules: &[Value],
+) -> Option<String> {
+    let held = effective_rules(objects, rbac, user, namespace);
+    let missing: BTreeSet<Atom> = rules
+        .iter()
+        .flat_map(atoms)
+        .filter(|a| !covered(a, &held))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    // Compact verbs of the same group, resource and name, as the API
+    // server prints missing rules.
+    let mut compact: BTreeMap<RuleShape, Vec<String>> = BTreeMap::new();
+    for a in missing {
+        match a {
+            Atom::Resource {
+                group,
+                resource,
+                name,
+                verb,
+            } => {
+                let names = if name.is_empty() { vec![] } else { vec![name] };
+                compact
+                    .entry((vec![group], vec![resource], vec![], names))
+                    .or_default()
+                    .push(verb);
+            }
+            Atom::NonResource { url, verb } => {
+                compact
+                    .entry((vec![], vec![], vec![url], vec![]))
+                    .or_default()
+                    .push(verb);
+            }
+        }
+    }
+    let mut lines: Vec<String> = compact
+        .into_iter()
+        .map(|((groups, resources, urls, names), verbs)| {
+            let mut parts = Vec::new();
+            if !groups.is_empty() {
+                parts.push(format!("APIGroups:{}", quoted(&groups)));
+            }
+            if !resources.is_empty() {
+                parts.push(format!("Resources:{}", quoted(&resources)));
+            }
+            if !urls.is_empty() {
+                parts.push(format!("NonResourceURLs:{}", quoted(&urls)));
+            }
+            if !names.is_empty() {
+                parts.push(format!("ResourceNames:{}", quoted(&names)));
+            }
+            parts.push(format!("Verbs:{}", quoted(&verbs)));
+            format!("{{{}}}", parts.join(", "))
+        })
+        .collect();
+    lines.sort();
+    Some(format!(
+        "user {:?} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
+        user.name,
+        quoted(&user.groups),
+        lines.join("\n")
+    ))
+}
+
+/// The rules a role reference points at, or the API server's not-found
+/// message.
+pub(crate) fn referenced_rules(
+    objects: &BTreeMap<ObjectId, Value>,
+    role_ref: &Value,
+    namespace: &str,
+) -> Result<Vec<Value>, String> {
+    let kind = role_ref["kind"].as_str().unwrap_or("");
+    let name = role_ref["name"].as_str().unwrap_or("");
+    let (id, resource) = match kind {
+        "ClusterRole" => (
+            ObjectId::new(RBAC_GROUP, "ClusterRole", "", name),
+            "clusterroles",
+        ),
+        "Role" => (
+            ObjectId::new(RBAC_GROUP, "Role", namespace, name),
+            "roles",
+        ),
+        other => return Err(format!("roleRef.kind: Unsupported value: {other:?}: supported values: \"ClusterRole\", \"Role\"")),
+    };
+    match objects.get(&id) {
+        Some(role) => Ok(role
+            .get("rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()),
+        None => Err(format!("{resource}.{RBAC_GROUP} \"{name}\" not found")),
+    }
+}
+
+/// The API server's message for a denied request.
+pub(crate) fn forbidden_message(user: &UserInfo, req: &Request<'_>) -> String {
+    let qualified = if req.group.is_empty() {
+        req.resource.to_string()
+    } else {
+        format!("{}.{}", req.resource, req.group)
+    };
+    let scope = if req.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", req.namespace)
+    };
+    format!(
+        "{qualified} \"{}\" is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
+        req.name, user.name, req.verb, req.resource, req.group
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals_follow_the_api_server() {
+        assert_eq!(plural_of("Deployment"), "deployments");
+        assert_eq!(plural_of("NetworkPolicy"), "networkpolicies");
+        assert_eq!(plural_of("Ingress"), "ingresses");
+        assert_eq!(plural_of("Endpoints"), "endpoints");
+        assert_eq!(plural_of("ClusterRoleBinding"), "clusterrolebindings");
+        assert_eq!(plural_of("Gateway"), "gateways");
+    }
+}
