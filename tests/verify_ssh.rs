@@ -192,7 +192,8 @@ fn validity_windows_namespaces_and_unsigned_agree_with_git() {
     let good = e.signed_commit("main2", Some(&key));
     let snap = e.snapshot(GitRef::branch("main2"));
     // committer time is 1700000000 = 2023-11-14T22:13:20Z
-    let cases: Vec<(&str, String, Option<fn(&VerifyError) -> bool>)> = vec![
+    type Expect = Option<fn(&VerifyError) -> bool>;
+    let cases: Vec<(&str, String, Expect)> = vec![
         (
             "expired",
             format!("ada@example.org valid-before=\"20230101\" {pubkey}"),

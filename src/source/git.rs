@@ -703,7 +703,8 @@ impl GitSource {
                     SourceError::Invalid(format!("commit {id:?} is not a 40-digit hex SHA-1"))
                 })?;
                 if !repo.has_object(oid) {
-                    let direct = self.fetch_specs(&repo, &[id.clone()], None, self.depth);
+                    let direct =
+                        self.fetch_specs(&repo, std::slice::from_ref(&id), None, self.depth);
                     if direct.is_err() || !repo.has_object(oid) {
                         // The server refused a fetch by id: fetch the branch's history.
                         let full =

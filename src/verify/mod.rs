@@ -206,6 +206,9 @@ pub struct SignedObject<'a> {
     pub time: i64,
 }
 
+/// Checks one [`SignedObject`] and returns `(principal, fingerprint)`.
+pub type CheckFn<'a> = dyn Fn(&SignedObject<'_>) -> Result<(String, String), VerifyError> + 'a;
+
 /// Runs `check` on the objects `mode` asks for, as Flux's
 /// `GitRepository.spec.verify.mode` does, and merges the verdicts.
 ///
@@ -214,7 +217,7 @@ pub struct SignedObject<'a> {
 pub fn verify_with_mode(
     snapshot: &Snapshot,
     mode: VerifyMode,
-    check: &dyn Fn(&SignedObject<'_>) -> Result<(String, String), VerifyError>,
+    check: &CheckFn<'_>,
 ) -> Result<Verdict, VerifyError> {
     let commit = || -> Result<(String, String), VerifyError> {
         let c = snapshot.commit.as_ref().ok_or_else(|| {
