@@ -12,8 +12,13 @@ use serde::{Deserialize, Serialize};
 use crate::object::Revision;
 
 pub mod dir;
+#[cfg(feature = "git")]
+pub mod git;
+pub mod ignore;
 
 pub use dir::DirSource;
+#[cfg(feature = "git")]
+pub use git::GitSource;
 
 /// One entry of a [`Tree`].
 #[derive(Clone, Debug, PartialEq, Eq)]

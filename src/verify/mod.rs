@@ -193,3 +193,96 @@ pub mod danger {
         }
     }
 }
+
+#[cfg(feature = "ssh-verify")]
+pub mod allowed_signers;
+#[cfg(feature = "openpgp")]
+pub mod openpgp;
+#[cfg(feature = "ssh-verify")]
+pub mod ssh;
+
+#[cfg(feature = "openpgp")]
+pub use openpgp::OpenPgpVerifier;
+#[cfg(feature = "ssh-verify")]
+pub use ssh::SshVerifier;
+
+/// One signed object to check: a commit or an annotated tag.
+#[derive(Clone, Copy, Debug)]
+pub struct SignedObject<'a> {
+    /// `commit` or `tag`.
+    pub what: &'static str,
+    /// The object id.
+    pub id: &'a str,
+    /// The bytes the signature covers.
+    pub payload: &'a [u8],
+    /// The armored signature, if any.
+    pub signature: Option<&'a [u8]>,
+    /// The signer's time (committer or tagger time), seconds since the epoch.
+    pub time: i64,
+}
+
+/// Checks one [`SignedObject`] and returns `(principal, fingerprint)`.
+pub type CheckFn<'a> = dyn Fn(&SignedObject<'_>) -> Result<(String, String), VerifyError> + 'a;
+
+/// Runs `check` on the objects `mode` asks for, as Flux's
+/// `GitRepository.spec.verify.mode` does, and merges the verdicts.
+///
+/// `Head` checks the commit; `Tag` checks the annotated tag the revision was
+/// resolved through (an error when there is none); `TagAndHead` checks both.
+pub fn verify_with_mode(
+    snapshot: &Snapshot,
+    mode: VerifyMode,
+    check: &CheckFn<'_>,
+) -> Result<Verdict, VerifyError> {
+    let commit = || -> Result<(String, String), VerifyError> {
+        let c = snapshot.commit.as_ref().ok_or_else(|| {
+            VerifyError::NothingToVerify(format!(
+                "revision {} has no commit (not a Git source)",
+                snapshot.revision
+            ))
+        })?;
+        check(&SignedObject {
+            what: "commit",
+            id: &c.id,
+            payload: &c.signed_payload,
+            signature: c.signature.as_deref(),
+            time: c.committer_time,
+        })
+    };
+    let tag = || -> Result<(String, String), VerifyError> {
+        let t = snapshot.tag.as_ref().ok_or_else(|| {
+            VerifyError::NothingToVerify(format!(
+                "revision {} was not resolved through an annotated tag, but mode {mode:?} verifies the tag",
+                snapshot.revision
+            ))
+        })?;
+        check(&SignedObject {
+            what: "tag",
+            id: &t.id,
+            payload: &t.signed_payload,
+            signature: t.signature.as_deref(),
+            time: t.tagger_time,
+        })
+    };
+    let (principal, fingerprint) = match mode {
+        VerifyMode::Head => commit()?,
+        VerifyMode::Tag => tag()?,
+        VerifyMode::TagAndHead => {
+            let (tp, tf) = tag()?;
+            let (cp, cf) = commit()?;
+            if (tp.as_str(), tf.as_str()) == (cp.as_str(), cf.as_str()) {
+                (cp, cf)
+            } else {
+                (
+                    format!("{tp} (tag), {cp} (commit)"),
+                    format!("{tf} (tag), {cf} (commit)"),
+                )
+            }
+        }
+    };
+    Ok(Verdict {
+        principal,
+        fingerprint,
+        mode: Some(mode),
+    })
+}

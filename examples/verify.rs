@@ -1,0 +1,129 @@
+//! Fetch a Git revision and verify its signature.
+//!
+//! ```text
+//! cargo run --example verify -- --repo <url|dir> --ref <ref> \
+//!     (--allowed-signers <file> | --openpgp-keys <dir>) [--mode head|tag|tag-and-head]
+//! ```
+//!
+//! `--ref` is a branch name, or `tag:<name>`, `semver:<range>`, `commit:<sha>`,
+//! `branch:<name>`, or a full ref name starting with `refs/`.
+//! Prints `verified <revision> signed by <principal> (<fingerprint>)`, or a
+//! refusal on stderr with exit code 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use driftless::source::{GitRef, GitSource, Source};
+use driftless::verify::{OpenPgpVerifier, SshVerifier, Verified, Verifier, VerifyMode};
+
+#[derive(Parser)]
+#[command(about = "Fetch a Git revision and verify its signature")]
+struct Args {
+    /// Repository URL (path, file://, http(s)://, ssh://).
+    #[arg(long)]
+    repo: String,
+    /// Reference: branch, tag:<t>, semver:<range>, commit:<sha>, refs/...
+    #[arg(long = "ref", default_value = "master")]
+    reference: String,
+    /// An allowed-signers file (SSH signatures).
+    #[arg(
+        long,
+        conflicts_with = "openpgp_keys",
+        required_unless_present = "openpgp_keys"
+    )]
+    allowed_signers: Option<PathBuf>,
+    /// A folder of armored OpenPGP public keys.
+    #[arg(long)]
+    openpgp_keys: Option<PathBuf>,
+    /// What to verify: head, tag or tag-and-head.
+    #[arg(long, default_value = "head")]
+    mode: String,
+    /// Cache folder for the fetched repository.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// ssh: deploy key.
+    #[arg(long, requires = "known_hosts")]
+    ssh_key: Option<PathBuf>,
+    /// ssh: known_hosts file pinning the host key.
+    #[arg(long)]
+    known_hosts: Option<PathBuf>,
+}
+
+fn parse_ref(r: &str) -> Result<GitRef, String> {
+    let mut g = GitRef::default();
+    if let Some(t) = r.strip_prefix("tag:") {
+        g.tag = Some(t.into());
+    } else if let Some(s) = r.strip_prefix("semver:") {
+        g.semver = Some(s.into());
+    } else if let Some(c) = r.strip_prefix("commit:") {
+        g.commit = Some(c.into());
+    } else if let Some(b) = r.strip_prefix("branch:") {
+        g.branch = Some(b.into());
+    } else if r.starts_with("refs/") {
+        g.name = Some(r.into());
+    } else if r.is_empty() {
+        return Err("empty --ref".into());
+    } else {
+        g.branch = Some(r.into());
+    }
+    Ok(g)
+}
+
+fn run(args: Args) -> Result<String, String> {
+    let mode = match args.mode.as_str() {
+        "head" | "HEAD" => VerifyMode::Head,
+        "tag" | "Tag" => VerifyMode::Tag,
+        "tag-and-head" | "TagAndHEAD" => VerifyMode::TagAndHead,
+        other => {
+            return Err(format!(
+                "unknown --mode {other:?}: use head, tag or tag-and-head"
+            ))
+        }
+    };
+    let verifier: Box<dyn Verifier> = match (&args.allowed_signers, &args.openpgp_keys) {
+        (Some(f), _) => Box::new(SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?),
+        (None, Some(d)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            Box::new(
+                OpenPgpVerifier::from_dir(d, mode)
+                    .map_err(|e| e.to_string())?
+                    .with_time(now),
+            )
+        }
+        (None, None) => return Err("give --allowed-signers or --openpgp-keys".into()),
+    };
+    let mut src = GitSource::new(&args.repo).map_err(|e| e.to_string())?;
+    if let Some(c) = args.cache_dir {
+        src = src.with_cache_dir(c);
+    }
+    if let (Some(k), Some(h)) = (args.ssh_key, args.known_hosts) {
+        src = src.with_ssh_key(k, h);
+    }
+    let reference = parse_ref(&args.reference)?;
+    let snapshot = futures::executor::block_on(src.fetch(&reference)).map_err(|e| e.to_string())?;
+    let revision = snapshot.revision.to_string();
+    let verified = Verified::check(snapshot, verifier.as_ref())
+        .map_err(|e| format!("refusing {revision}: {e}"))?;
+    let v = verified.verdict();
+    Ok(format!(
+        "verified {} signed by {} ({})",
+        verified.revision, v.principal, v.fingerprint
+    ))
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
