@@ -123,6 +123,8 @@ pub struct FleetOptions {
     pub dry_run: bool,
     /// An undefined variable without a default is an error.
     pub strict_substitution: bool,
+    /// When false, nothing is pruned whatever `spec.prune` says.
+    pub allow_prune: bool,
 }
 
 impl Default for FleetOptions {
@@ -134,6 +136,7 @@ impl Default for FleetOptions {
             poll_interval: Duration::from_secs(2),
             dry_run: false,
             strict_substitution: false,
+            allow_prune: true,
         }
     }
 }
@@ -563,7 +566,7 @@ impl FleetContext<'_> {
             reference: GitRef::default(),
             owner: key.clone(),
             plan: PlanOptions {
-                prune: k.spec.prune,
+                prune: k.spec.prune && options.allow_prune,
                 force: k.spec.force,
                 ..PlanOptions::default()
             },

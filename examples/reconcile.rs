@@ -1,0 +1,253 @@
+//! Reconcile a Flux fleet into the embedded cluster, as Flux would.
+//!
+//! ```text
+//! cargo run --example reconcile                      # the bundled demo fleet
+//! cargo run --example reconcile -- --repo <git URL or folder> --path clusters/staging
+//! ```
+//!
+//! The cluster folder renders to GitRepository and Kustomization objects;
+//! each Kustomization is then reconciled in dependency order. State persists
+//! in `--state` (default `./.driftless-state`), so a second run reports
+//! everything unchanged, a hand edit in the state folder shows up as
+//! configured and is reverted, and a manifest removed from Git is pruned.
+//!
+//! Output: a `►` line per Kustomization (name, revision, Ready reason and
+//! message), one line per object (`Kind/ns/name created|configured|...`)
+//! with the field diff under configured objects, and a last line
+//! `N created, N configured, N unchanged, N deleted, N skipped`.
+//! Exit code 0 when every Kustomization is Ready, 1 otherwise or on error.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, ValueEnum};
+use driftless::apply::MemoryCluster;
+use driftless::fleet::{Clock, FleetContext, FleetOptions, FleetReport, NoEvents, SourceBinding};
+use driftless::flux::parse_duration;
+use driftless::plan::Action;
+use driftless::render::kustomize::{Kustomize, KustomizeOptions};
+use driftless::schema::Schema;
+use driftless::source::{DirSource, GitRef, GitSource, Source};
+use driftless::verify::{danger::NoVerification, OpenPgpVerifier, SshVerifier, Verifier, VerifyMode};
+use driftless::ObjectId;
+
+const DEMO_FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet");
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Parser)]
+#[command(about = "Reconcile a Flux fleet into the embedded cluster")]
+struct Args {
+    /// A Git URL (file://, http(s)://, ssh://) or a folder; defaults to the bundled demo fleet.
+    #[arg(long)]
+    repo: Option<String>,
+    /// The cluster folder to reconcile.
+    #[arg(long, default_value = "clusters/production")]
+    path: String,
+    /// Branch to fetch from a Git repository.
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// Where the embedded cluster keeps its state.
+    #[arg(long, default_value = "./.driftless-state")]
+    state: PathBuf,
+    /// Plan and dry-run only; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Never delete objects that left Git.
+    #[arg(long)]
+    no_prune: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+    /// Caps every Kustomization's timeout, e.g. `30s`.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Map a source of the fleet to a folder or URL: `Kind/ns/name=<folder or URL>`.
+    #[arg(long = "local-sources")]
+    local_sources: Vec<String>,
+    /// Trusted SSH signers (git's allowed-signers format).
+    #[arg(long, conflicts_with = "openpgp_keys")]
+    allowed_signers: Option<PathBuf>,
+    /// A folder of trusted armored OpenPGP public keys.
+    #[arg(long)]
+    openpgp_keys: Option<PathBuf>,
+    /// What to verify: head, tag or tag-and-head.
+    #[arg(long, default_value = "head")]
+    mode: String,
+    /// Reconcile a Git revision without checking its signature.
+    #[arg(long)]
+    insecure_skip_verify: bool,
+    /// ssh: the deploy key.
+    #[arg(long, requires = "known_hosts")]
+    ssh_key: Option<PathBuf>,
+    /// ssh: a known_hosts file pinning the host key.
+    #[arg(long)]
+    known_hosts: Option<PathBuf>,
+}
+
+/// The wall clock, for a real run. Tests use `VirtualClock` instead.
+struct SystemClock;
+
+#[async_trait::async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    }
+    async fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    ["file://", "http://", "https://", "ssh://"].iter().any(|p| s.starts_with(p)) || s.contains('@') && s.contains(':')
+}
+
+fn open_source(location: &str, args: &Args) -> Result<Box<dyn Source>, String> {
+    if is_url(location) {
+        let mut g = GitSource::new(location).map_err(|e| e.to_string())?;
+        if let (Some(key), Some(kh)) = (&args.ssh_key, &args.known_hosts) {
+            g = g.with_ssh_key(key, kh);
+        }
+        Ok(Box::new(g))
+    } else {
+        Ok(Box::new(DirSource::new(location)))
+    }
+}
+
+fn verifier(args: &Args, is_git: bool) -> Result<Box<dyn Verifier>, String> {
+    let mode = match args.mode.as_str() {
+        "head" | "HEAD" => VerifyMode::Head,
+        "tag" | "Tag" => VerifyMode::Tag,
+        "tag-and-head" | "TagAndHEAD" => VerifyMode::TagAndHead,
+        other => return Err(format!("--mode {other:?}: expected head, tag or tag-and-head")),
+    };
+    if let Some(f) = &args.allowed_signers {
+        return Ok(Box::new(SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?));
+    }
+    if let Some(d) = &args.openpgp_keys {
+        return Ok(Box::new(OpenPgpVerifier::from_dir(d, mode).map_err(|e| e.to_string())?));
+    }
+    if is_git && !args.insecure_skip_verify {
+        return Err(
+            "refusing to reconcile an unverified revision: pass --allowed-signers or --openpgp-keys (or --insecure-skip-verify)"
+                .to_string(),
+        );
+    }
+    // a plain folder carries no signature to check
+    Ok(Box::new(NoVerification))
+}
+
+fn print_text(report: &FleetReport) {
+    let mut totals: BTreeMap<Action, usize> = BTreeMap::new();
+    for r in &report.results {
+        let revision = r
+            .last_applied_revision
+            .as_deref()
+            .or(r.last_attempted_revision.as_deref())
+            .unwrap_or("-");
+        let ready = if r.ready { "True" } else { "False" };
+        println!("► Kustomization/{} {revision} Ready={ready} {}: {}", r.key, r.reason, r.message);
+        for e in &r.changes.entries {
+            println!("{e}");
+            for d in &e.drift {
+                println!("  {d}");
+            }
+            *totals.entry(e.action).or_default() += 1;
+        }
+    }
+    let n = |a| totals.get(&a).copied().unwrap_or(0);
+    println!(
+        "{} created, {} configured, {} unchanged, {} deleted, {} skipped",
+        n(Action::Created),
+        n(Action::Configured),
+        n(Action::Unchanged),
+        n(Action::Deleted),
+        n(Action::Skipped)
+    );
+}
+
+async fn run(args: Args) -> Result<bool, String> {
+    let repo = args.repo.clone().unwrap_or_else(|| DEMO_FLEET.to_string());
+    let root_source = open_source(&repo, &args)?;
+    let root_verifier = verifier(&args, is_url(&repo))?;
+    let mut extra: Vec<(ObjectId, Box<dyn Source>)> = Vec::new();
+    for m in &args.local_sources {
+        let (subject, location) = m
+            .split_once('=')
+            .ok_or_else(|| format!("--local-sources {m:?}: expected Kind/ns/name=<folder or URL>"))?;
+        let parts: Vec<&str> = subject.split('/').collect();
+        let [kind, ns, name] = parts.as_slice() else {
+            return Err(format!("--local-sources {m:?}: expected Kind/ns/name=<folder or URL>"));
+        };
+        extra.push((ObjectId::new("source.toolkit.fluxcd.io", kind, ns, name), open_source(location, &args)?));
+    }
+    let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
+    let renderer = Kustomize::new(KustomizeOptions {
+        flux: true,
+        ..KustomizeOptions::default()
+    });
+    let options = FleetOptions {
+        cluster_path: args.path.clone(),
+        max_timeout: args.timeout.as_deref().map(parse_duration).transpose().map_err(|e| format!("--timeout: {e}"))?,
+        dry_run: args.dry_run,
+        allow_prune: !args.no_prune,
+        ..FleetOptions::default()
+    };
+    let mut sources = BTreeMap::new();
+    let reference = GitRef::branch(&args.branch);
+    sources.insert(
+        options.root_source.clone(),
+        SourceBinding {
+            source: root_source.as_ref(),
+            reference: reference.clone(),
+            verifier: Some(root_verifier.as_ref()),
+        },
+    );
+    for (id, s) in &extra {
+        sources.insert(
+            id.clone(),
+            SourceBinding {
+                source: s.as_ref(),
+                reference: reference.clone(),
+                verifier: Some(root_verifier.as_ref()),
+            },
+        );
+    }
+    let ctx = FleetContext {
+        sources,
+        verifiers: None,
+        renderer: &renderer,
+        applier: &cluster,
+        clock: &SystemClock,
+        events: &NoEvents,
+        metrics: None,
+        schema: Schema::kubernetes(),
+    };
+    let report = ctx.reconcile(&options).await.map_err(|e| e.to_string())?;
+    match args.output {
+        Output::Text => print_text(&report),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?),
+    }
+    for r in report.results.iter().filter(|r| !r.ready) {
+        eprintln!("Kustomization/{} not ready: {}: {}", r.key, r.reason, r.message);
+    }
+    Ok(report.all_ready())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match futures::executor::block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
