@@ -2,6 +2,7 @@
 //! depends only on the last applied configuration, never on history, and a
 //! repeated apply changes nothing.
 
+use driftless::apply::memory::Durability;
 use driftless::apply::{Applier, ApplyOptions, MemoryCluster};
 use driftless::Object;
 use futures::executor::block_on;
@@ -211,14 +212,15 @@ fn arb_op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(10))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     /// A persisted cluster reopened holds exactly what the running one held,
     /// and keeps counting from where it stopped.
     #[test]
     fn reopened_state_equals_running_state(ops in prop::collection::vec(arb_op(), 1..8)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = MemoryCluster::open(dir.path()).expect("open");
+        // Process durability: same files and renames, no fsync (fast).
+        let c = MemoryCluster::open_with(dir.path(), Durability::Process).expect("open");
         let opts = ApplyOptions::default();
         let mut seen_uids = Vec::new();
         let cm = |n: u8, data: &[(u8, u8)]| {
@@ -239,7 +241,7 @@ proptest! {
         let objects = c.objects();
         let rv = c.resource_version();
         drop(c);
-        let reopened = MemoryCluster::open(dir.path()).expect("reopen");
+        let reopened = MemoryCluster::open_with(dir.path(), Durability::Process).expect("reopen");
         prop_assert_eq!(reopened.objects(), objects.clone());
         prop_assert!(reopened.resource_version() >= rv);
         let next = block_on(reopened.apply(&cm(7, &[(1, 1)]), &opts)).expect("apply after reopen");

@@ -92,6 +92,18 @@ pub enum Rollout {
     Failed,
 }
 
+/// How hard a persisted cluster's writes try to survive a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every write is fsynced (file and folder) before it counts: the state
+    /// survives a crash of the machine. The default.
+    #[default]
+    PowerLoss,
+    /// Writes are atomic renames without fsync: the state survives a crash
+    /// of the process, not of the machine. Much faster; meant for tests.
+    Process,
+}
+
 /// Why a state folder could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -244,8 +256,13 @@ impl MemoryCluster {
     /// files are the live state. A file that cannot be read is an error
     /// naming it; nothing is ever reset silently.
     pub fn open(dir: impl AsRef<FsPath>) -> Result<Self, StateError> {
+        Self::open_with(dir, Durability::PowerLoss)
+    }
+
+    /// [`MemoryCluster::open`] with a choice of [`Durability`].
+    pub fn open_with(dir: impl AsRef<FsPath>, durability: Durability) -> Result<Self, StateError> {
         let dir = dir.as_ref();
-        let (store, loaded) = Store::open(dir)?;
+        let (store, loaded) = Store::open(dir, durability == Durability::PowerLoss)?;
         let mut state = State::empty(DEFAULT_NOW);
         match loaded {
             None => {
