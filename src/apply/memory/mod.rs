@@ -19,11 +19,12 @@
 //! - immutable fields (from [`Schema::immutable_fields`]) are rejected with
 //!   the API server's message;
 //! - a simulated controller writes status after each rollout (Deployments,
-//!   StatefulSets, DaemonSets, Jobs, Namespaces, PVCs, CRDs); see
-//!   [`MemoryCluster::set_rollout`] and [`MemoryCluster::set_status`] to make
-//!   objects unhealthy;
+//!   StatefulSets, DaemonSets, ReplicaSets, Jobs, Pods, Services,
+//!   Namespaces, PVCs, CRDs); see [`MemoryCluster::set_rollout`] and
+//!   [`MemoryCluster::set_status`] to make objects unhealthy;
 //! - RBAC is enforced for impersonated identities
-//!   ([`ApplyOptions::impersonate`]); no identity means cluster-admin;
+//!   ([`ApplyOptions::impersonate`]), escalation prevention included; no
+//!   identity means cluster-admin;
 //! - dry-run runs every check and persists nothing.
 //!
 //! The cluster starts as a cluster bootstrapped with Flux does: the
@@ -33,9 +34,12 @@
 //!
 //! [`MemoryCluster::open`] persists the state to a folder (one YAML file per
 //! object, one per inventory, and `cluster.yaml` with the counters), each
-//! written atomically. A file edited by hand is the live state on the next
-//! open. The core reads no clock: time is set with
+//! written atomically (see [`Durability`]). A file edited by hand is the
+//! live state on the next open. The core reads no clock: time is set with
 //! [`MemoryCluster::set_now`] and starts at 2024-01-01T00:00:00Z.
+//!
+//! `docs/memory-cluster.md` describes the behaviour and the state folder in
+//! full.
 //!
 //! ```
 //! use driftless::apply::{Applier, ApplyOptions, MemoryCluster};
