@@ -1427,3 +1427,40 @@ fn services_pods_and_claims_report_status() {
         .any(|c| c["type"] == "Failed" && c["status"] == "True"));
     assert_eq!(failed.pointer("/status/failed").unwrap(), 7);
 }
+
+/// A write replaces the file by renaming a new one over it: the old file is
+/// never modified in place, so a crash mid-write cannot tear it. A hard link
+/// taken before the write keeps the old bytes, and the inode changes.
+#[cfg(unix)]
+#[test]
+fn writes_replace_files_and_never_modify_them_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let c = MemoryCluster::open(dir.path()).unwrap();
+    scenario(&c);
+    let file = dir.path().join("objects/core/ConfigMap/apps/settings.yaml");
+    let before = fs::read_to_string(&file).unwrap();
+    let inode = fs::metadata(&file).unwrap().ino();
+    let keep = dir.path().join("keep.lnk");
+    fs::hard_link(&file, &keep).unwrap();
+    apply(
+        &c,
+        &configmap("apps", "settings", json!({"a": "changed"})),
+        &flux(),
+    )
+    .unwrap();
+    assert_eq!(fs::read_to_string(&keep).unwrap(), before);
+    assert_ne!(fs::metadata(&file).unwrap().ino(), inode);
+    assert!(fs::read_to_string(&file).unwrap().contains("a: changed"));
+    fs::remove_file(&keep).unwrap();
+    // The same holds for inventories and the counter file.
+    let inv = dir.path().join("inventories/flux-system%2Fapps.yaml");
+    let inv_inode = fs::metadata(&inv).unwrap().ino();
+    block_on(c.write_inventory("flux-system/apps", &Inventory::default())).unwrap();
+    assert_ne!(fs::metadata(&inv).unwrap().ino(), inv_inode);
+    let meta = dir.path().join("cluster.yaml");
+    let meta_inode = fs::metadata(&meta).unwrap().ino();
+    block_on(c.delete(&configmap("apps", "settings", json!({})).id(), &flux())).unwrap();
+    assert_ne!(fs::metadata(&meta).unwrap().ino(), meta_inode);
+    assert!(!file.exists());
+}
