@@ -1464,3 +1464,44 @@ fn writes_replace_files_and_never_modify_them_in_place() {
     assert_ne!(fs::metadata(&meta).unwrap().ino(), meta_inode);
     assert!(!file.exists());
 }
+
+#[test]
+fn aggregated_cluster_roles_hold_the_rules_they_select() {
+    let c = MemoryCluster::new();
+    apply(&c, &namespace("team-a"), &flux()).unwrap();
+    for o in [
+        obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "tenant"},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"example.com/aggregate-to-tenant": "true"}}]},
+        })),
+        obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "tenant-configmaps", "labels": {"example.com/aggregate-to-tenant": "true"}},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch"]}],
+        })),
+        obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "tenant", "namespace": "team-a"},
+            "subjects": [{"kind": "ServiceAccount", "name": "team-a-reconciler", "namespace": "team-a"}],
+            "roleRef": {"kind": "ClusterRole", "name": "tenant", "apiGroup": "rbac.authorization.k8s.io"},
+        })),
+    ] {
+        apply(&c, &o, &flux()).unwrap();
+    }
+    let tenant = as_user(TEAM_A);
+    apply(&c, &configmap("team-a", "c", json!({})), &tenant).unwrap();
+    assert!(apply(&c, &deployment("team-a", "d", 1, "nginx"), &tenant).is_err());
+    // Unlabel the part: the aggregate loses its rules.
+    apply(
+        &c,
+        &obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "tenant-configmaps"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch"]}],
+        })),
+        &flux(),
+    )
+    .unwrap();
+    assert!(apply(&c, &configmap("team-a", "c2", json!({})), &tenant).is_err());
+}

@@ -152,7 +152,7 @@ impl State {
                 if rbac::allowed(&self.objects, &self.rbac, &info, &req) {
                     return Ok(());
                 }
-                rbac::referenced_rules(&self.objects, &role_ref, &id.namespace)
+                rbac::referenced_rules(&self.objects, &self.rbac, &role_ref, &id.namespace)
                     .map_err(|m| invalid(&id.subject(), m))?
             }
         };
