@@ -1505,3 +1505,37 @@ fn aggregated_cluster_roles_hold_the_rules_they_select() {
     .unwrap();
     assert!(apply(&c, &configmap("team-a", "c2", json!({})), &tenant).is_err());
 }
+
+#[test]
+fn immutable_config_maps_and_secret_types_stay() {
+    let c = MemoryCluster::new();
+    let mut cm = configmap("default", "frozen", json!({"a": "1"}));
+    cm.value_mut()["immutable"] = json!(true);
+    apply(&c, &cm, &flux()).unwrap();
+    let mut changed = cm.clone();
+    changed.value_mut()["data"]["a"] = json!("2");
+    assert_eq!(
+        message(&apply(&c, &changed, &flux()).unwrap_err()),
+        "ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+    );
+    let mut thawed = cm.clone();
+    thawed.value_mut()["immutable"] = json!(false);
+    assert!(message(&apply(&c, &thawed, &flux()).unwrap_err()).contains("immutable: Forbidden"));
+    // Labels may still change.
+    let mut labelled = cm.clone();
+    labelled.set_metadata_entry("labels", "x", "y");
+    apply(&c, &labelled, &flux()).unwrap();
+
+    let secret = |ty: &str| {
+        obj(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": ty,
+            "metadata": {"name": "tls", "namespace": "default"},
+            "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"},
+        }))
+    };
+    apply(&c, &secret("kubernetes.io/tls"), &flux()).unwrap();
+    assert_eq!(
+        message(&apply(&c, &secret("Opaque"), &flux()).unwrap_err()),
+        "Secret \"tls\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
+    );
+}

@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 
 use super::fields::{self, Entry, FieldSet, Leaf};
 use super::validate::{
-    check_string_maps, fold_string_data, pointer_to_field, qualified_kind, set_pointer,
-    validate_crd, validate_name,
+    check_immutable_data, check_string_maps, fold_string_data, pointer_to_field, qualified_kind,
+    set_pointer, validate_crd, validate_name,
 };
 use super::{invalid, rbac, status, Prepared, State};
 use crate::apply::{ApplyError, ApplyOptions};
@@ -188,6 +188,18 @@ impl State {
                     Value::String(id.name.clone()),
                 );
             }
+        }
+        if let Some(old) = old {
+            check_immutable_data(id, old, &v).map_err(|m| {
+                invalid(
+                    &subject,
+                    format!(
+                        "{} \"{}\" is invalid: {m}",
+                        qualified_kind(&id.group, &id.kind),
+                        id.name
+                    ),
+                )
+            })?;
         }
         // Immutable fields.
         if let Some(old) = old {

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::rbac;
+use crate::object::ObjectId;
 
 /// `Kind.group` as the API server names a kind in validation messages.
 pub(super) fn qualified_kind(group: &str, kind: &str) -> String {
@@ -210,6 +211,35 @@ pub(super) fn check_string_maps(group: &str, kind: &str, v: &Value) -> Result<()
             if !x.is_string() {
                 return Err(format!("{field}.{k}: expected string, got {x}"));
             }
+        }
+    }
+    Ok(())
+}
+
+/// ConfigMaps and Secrets marked `immutable: true` keep their data (and the
+/// mark); a Secret keeps its `type`.
+pub(super) fn check_immutable_data(id: &ObjectId, old: &Value, new: &Value) -> Result<(), String> {
+    if !id.group.is_empty() || !matches!(id.kind.as_str(), "ConfigMap" | "Secret") {
+        return Ok(());
+    }
+    if id.kind == "Secret" {
+        let (before, after) = (old.get("type"), new.get("type"));
+        if before.is_some() && before != after {
+            let shown = after.map(Value::to_string).unwrap_or_else(|| "\"\"".into());
+            return Err(format!("type: Invalid value: {shown}: field is immutable"));
+        }
+    }
+    if old.get("immutable").and_then(Value::as_bool) != Some(true) {
+        return Ok(());
+    }
+    if new.get("immutable").and_then(Value::as_bool) != Some(true) {
+        return Err("immutable: Forbidden: field is immutable when `immutable` is set".into());
+    }
+    for field in ["data", "binaryData"] {
+        if old.get(field) != new.get(field) {
+            return Err(format!(
+                "{field}: Forbidden: field is immutable when `immutable` is set"
+            ));
         }
     }
     Ok(())
