@@ -1539,3 +1539,38 @@ fn immutable_config_maps_and_secret_types_stay() {
         "Secret \"tls\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
     );
 }
+
+#[test]
+fn extreme_hand_edited_counters_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&MemoryCluster::open(dir.path()).unwrap());
+    let file = dir.path().join("objects/apps/Deployment/apps/web.yaml");
+    let text = fs::read_to_string(&file).unwrap();
+    let text = text
+        .replacen("generation: 1\n", "generation: 9223372036854775807\n", 1)
+        .replace(
+            &format!(
+                "resourceVersion: '{}'",
+                rv(&get(
+                    &MemoryCluster::open(dir.path()).unwrap(),
+                    &ObjectId::new("apps", "Deployment", "apps", "web")
+                )
+                .unwrap())
+            ),
+            "resourceVersion: '18446744073709551615'",
+        );
+    assert!(text.contains("18446744073709551615"), "{text}");
+    fs::write(&file, text).unwrap();
+    let c = MemoryCluster::open(dir.path()).unwrap();
+    let changed = apply(&c, &deployment("apps", "web", 3, "nginx:1.27"), &flux()).unwrap();
+    assert_eq!(generation(&changed), i64::MAX);
+    let mut job = obj(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "j", "namespace": "apps"},
+        "spec": {"backoffLimit": i64::MAX, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
+    }));
+    c.set_rollout(|_| Rollout::Failed);
+    apply(&c, &job, &flux()).unwrap();
+    job.value_mut()["spec"]["completions"] = json!(i64::MIN);
+    let _ = apply(&c, &job, &flux());
+}

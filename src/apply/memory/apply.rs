@@ -233,7 +233,7 @@ impl State {
         let generation = match (tracks, old_generation) {
             (false, _) => None,
             (true, None) => Some(1),
-            (true, Some(g)) if spec_changed => Some(g + 1),
+            (true, Some(g)) if spec_changed => Some(g.saturating_add(1)),
             (true, Some(g)) => Some(g),
         };
         if let Some(g) = generation {
@@ -270,7 +270,7 @@ impl State {
         if changed {
             metadata_mut(&mut v).insert(
                 "resourceVersion".into(),
-                Value::String((self.rv + 1).to_string()),
+                Value::String(self.rv.saturating_add(1).to_string()),
             );
         }
         Ok(Prepared {
@@ -393,7 +393,10 @@ impl State {
                 if !id.namespace.is_empty() {
                     md.insert("namespace".into(), Value::String(id.namespace.clone()));
                 }
-                md.insert("uid".into(), Value::String(uid_for(self.uids + 1)));
+                md.insert(
+                    "uid".into(),
+                    Value::String(uid_for(self.uids.saturating_add(1))),
+                );
                 md.insert("creationTimestamp".into(), Value::String(now.clone()));
                 let entries = vec![Entry {
                     manager: manager.to_string(),

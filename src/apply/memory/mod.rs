@@ -422,7 +422,7 @@ impl MemoryCluster {
         }
         let changed = v != live;
         if changed {
-            let rv = s.rv + 1;
+            let rv = s.rv.saturating_add(1);
             metadata_mut(&mut v).insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
         s.commit(Prepared {

@@ -198,9 +198,9 @@ impl State {
                     .write_object(&p.id, &p.value)
                     .map_err(|e| unavailable(&subject, e))?;
             }
-            self.rv += 1;
+            self.rv = self.rv.saturating_add(1);
             if p.created {
-                self.uids += 1;
+                self.uids = self.uids.saturating_add(1);
             }
             let is_crd =
                 p.id.group == "apiextensions.k8s.io" && p.id.kind == "CustomResourceDefinition";
@@ -260,14 +260,14 @@ impl State {
         doomed.push(id.clone());
         if let Some(store) = &self.store {
             let meta = Meta {
-                resource_version: self.rv + 1,
+                resource_version: self.rv.saturating_add(1),
                 ..self.meta()
             };
             store
                 .write_meta(&meta)
                 .map_err(|e| unavailable(&subject, e))?;
         }
-        self.rv += 1;
+        self.rv = self.rv.saturating_add(1);
         for d in &doomed {
             if let Some(store) = &self.store {
                 store
