@@ -1427,3 +1427,150 @@ fn services_pods_and_claims_report_status() {
         .any(|c| c["type"] == "Failed" && c["status"] == "True"));
     assert_eq!(failed.pointer("/status/failed").unwrap(), 7);
 }
+
+/// A write replaces the file by renaming a new one over it: the old file is
+/// never modified in place, so a crash mid-write cannot tear it. A hard link
+/// taken before the write keeps the old bytes, and the inode changes.
+#[cfg(unix)]
+#[test]
+fn writes_replace_files_and_never_modify_them_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let c = MemoryCluster::open(dir.path()).unwrap();
+    scenario(&c);
+    let file = dir.path().join("objects/core/ConfigMap/apps/settings.yaml");
+    let before = fs::read_to_string(&file).unwrap();
+    let inode = fs::metadata(&file).unwrap().ino();
+    let keep = dir.path().join("keep.lnk");
+    fs::hard_link(&file, &keep).unwrap();
+    apply(
+        &c,
+        &configmap("apps", "settings", json!({"a": "changed"})),
+        &flux(),
+    )
+    .unwrap();
+    assert_eq!(fs::read_to_string(&keep).unwrap(), before);
+    assert_ne!(fs::metadata(&file).unwrap().ino(), inode);
+    assert!(fs::read_to_string(&file).unwrap().contains("a: changed"));
+    fs::remove_file(&keep).unwrap();
+    // The same holds for inventories and the counter file.
+    let inv = dir.path().join("inventories/flux-system%2Fapps.yaml");
+    let inv_inode = fs::metadata(&inv).unwrap().ino();
+    block_on(c.write_inventory("flux-system/apps", &Inventory::default())).unwrap();
+    assert_ne!(fs::metadata(&inv).unwrap().ino(), inv_inode);
+    let meta = dir.path().join("cluster.yaml");
+    let meta_inode = fs::metadata(&meta).unwrap().ino();
+    block_on(c.delete(&configmap("apps", "settings", json!({})).id(), &flux())).unwrap();
+    assert_ne!(fs::metadata(&meta).unwrap().ino(), meta_inode);
+    assert!(!file.exists());
+}
+
+#[test]
+fn aggregated_cluster_roles_hold_the_rules_they_select() {
+    let c = MemoryCluster::new();
+    apply(&c, &namespace("team-a"), &flux()).unwrap();
+    for o in [
+        obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "tenant"},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"example.com/aggregate-to-tenant": "true"}}]},
+        })),
+        obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "tenant-configmaps", "labels": {"example.com/aggregate-to-tenant": "true"}},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch"]}],
+        })),
+        obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "tenant", "namespace": "team-a"},
+            "subjects": [{"kind": "ServiceAccount", "name": "team-a-reconciler", "namespace": "team-a"}],
+            "roleRef": {"kind": "ClusterRole", "name": "tenant", "apiGroup": "rbac.authorization.k8s.io"},
+        })),
+    ] {
+        apply(&c, &o, &flux()).unwrap();
+    }
+    let tenant = as_user(TEAM_A);
+    apply(&c, &configmap("team-a", "c", json!({})), &tenant).unwrap();
+    assert!(apply(&c, &deployment("team-a", "d", 1, "nginx"), &tenant).is_err());
+    // Unlabel the part: the aggregate loses its rules.
+    apply(
+        &c,
+        &obj(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "tenant-configmaps"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch"]}],
+        })),
+        &flux(),
+    )
+    .unwrap();
+    assert!(apply(&c, &configmap("team-a", "c2", json!({})), &tenant).is_err());
+}
+
+#[test]
+fn immutable_config_maps_and_secret_types_stay() {
+    let c = MemoryCluster::new();
+    let mut cm = configmap("default", "frozen", json!({"a": "1"}));
+    cm.value_mut()["immutable"] = json!(true);
+    apply(&c, &cm, &flux()).unwrap();
+    let mut changed = cm.clone();
+    changed.value_mut()["data"]["a"] = json!("2");
+    assert_eq!(
+        message(&apply(&c, &changed, &flux()).unwrap_err()),
+        "ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+    );
+    let mut thawed = cm.clone();
+    thawed.value_mut()["immutable"] = json!(false);
+    assert!(message(&apply(&c, &thawed, &flux()).unwrap_err()).contains("immutable: Forbidden"));
+    // Labels may still change.
+    let mut labelled = cm.clone();
+    labelled.set_metadata_entry("labels", "x", "y");
+    apply(&c, &labelled, &flux()).unwrap();
+
+    let secret = |ty: &str| {
+        obj(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": ty,
+            "metadata": {"name": "tls", "namespace": "default"},
+            "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"},
+        }))
+    };
+    apply(&c, &secret("kubernetes.io/tls"), &flux()).unwrap();
+    assert_eq!(
+        message(&apply(&c, &secret("Opaque"), &flux()).unwrap_err()),
+        "Secret \"tls\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
+    );
+}
+
+#[test]
+fn extreme_hand_edited_counters_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&MemoryCluster::open(dir.path()).unwrap());
+    let file = dir.path().join("objects/apps/Deployment/apps/web.yaml");
+    let text = fs::read_to_string(&file).unwrap();
+    let text = text
+        .replacen("generation: 1\n", "generation: 9223372036854775807\n", 1)
+        .replace(
+            &format!(
+                "resourceVersion: '{}'",
+                rv(&get(
+                    &MemoryCluster::open(dir.path()).unwrap(),
+                    &ObjectId::new("apps", "Deployment", "apps", "web")
+                )
+                .unwrap())
+            ),
+            "resourceVersion: '18446744073709551615'",
+        );
+    assert!(text.contains("18446744073709551615"), "{text}");
+    fs::write(&file, text).unwrap();
+    let c = MemoryCluster::open(dir.path()).unwrap();
+    let changed = apply(&c, &deployment("apps", "web", 3, "nginx:1.27"), &flux()).unwrap();
+    assert_eq!(generation(&changed), i64::MAX);
+    let mut job = obj(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "j", "namespace": "apps"},
+        "spec": {"backoffLimit": i64::MAX, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
+    }));
+    c.set_rollout(|_| Rollout::Failed);
+    apply(&c, &job, &flux()).unwrap();
+    job.value_mut()["spec"]["completions"] = json!(i64::MIN);
+    let _ = apply(&c, &job, &flux());
+}

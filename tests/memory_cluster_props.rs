@@ -2,6 +2,7 @@
 //! depends only on the last applied configuration, never on history, and a
 //! repeated apply changes nothing.
 
+use driftless::apply::memory::Durability;
 use driftless::apply::{Applier, ApplyOptions, MemoryCluster};
 use driftless::Object;
 use futures::executor::block_on;
@@ -127,5 +128,127 @@ proptest! {
             .map(|a| a.iter().map(|e| e["manager"].clone()).collect())
             .unwrap_or_default();
         prop_assert_eq!(managers, vec![json!("kustomize-controller")]);
+    }
+}
+
+/// Arbitrary JSON, biased towards the shapes the cluster looks into
+/// (associative lists, label maps).
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
+        "[a-z]{0,3}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        let key = prop_oneof![
+            Just("name".to_string()),
+            Just("containers".to_string()),
+            Just("ports".to_string()),
+            Just("port".to_string()),
+            Just("protocol".to_string()),
+            Just("env".to_string()),
+            Just("containerPort".to_string()),
+            Just("selector".to_string()),
+            "[a-z]{1,3}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key, inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// No input panics: arbitrary specs, labels and edits give objects or
+    /// errors, and whatever was stored can be applied over again.
+    #[test]
+    fn arbitrary_input_never_panics(
+        spec1 in arb_json(),
+        spec2 in arb_json(),
+        labels in arb_json(),
+        kind in prop_oneof![Just("Deployment"), Just("Service"), Just("ConfigMap"), Just("Secret"), Just("Job")],
+    ) {
+        let api = match kind { "Deployment" => "apps/v1", "Job" => "batch/v1", _ => "v1" };
+        let make = |spec: &Value| {
+            Object::new(json!({
+                "apiVersion": api, "kind": kind,
+                "metadata": {"name": "x", "namespace": "default", "labels": labels.clone()},
+                "spec": spec, "data": spec,
+            }))
+            .expect("valid shape")
+        };
+        let c = MemoryCluster::new();
+        let opts = ApplyOptions::default();
+        let first = block_on(c.apply(&make(&spec1), &opts));
+        let _ = block_on(c.apply(&make(&spec2), &ApplyOptions { field_manager: "other".into(), force_conflicts: false, ..ApplyOptions::default() }));
+        let _ = c.edit(&make(&spec1).id(), "kubectl-edit", |v| v["spec"] = spec2.clone());
+        let _ = block_on(c.apply(&make(&spec1), &opts));
+        if let (Ok(_), Some(live)) = (first, c.object(&make(&spec1).id())) {
+            // What was accepted once is accepted again over whatever others did.
+            let again = block_on(c.apply(&make(&spec1), &opts));
+            prop_assert!(again.is_ok(), "{:?} over {}", again, live.value());
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Apply(u8, Vec<(u8, u8)>),
+    Edit(u8, u8),
+    Delete(u8),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..3, prop::collection::vec((0u8..3, 0u8..3), 0..3)).prop_map(|(n, d)| Op::Apply(n, d)),
+        (0u8..3, 0u8..3).prop_map(|(n, v)| Op::Edit(n, v)),
+        (0u8..3).prop_map(Op::Delete),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A persisted cluster reopened holds exactly what the running one held,
+    /// and keeps counting from where it stopped.
+    #[test]
+    fn reopened_state_equals_running_state(ops in prop::collection::vec(arb_op(), 1..8)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Process durability: same files and renames, no fsync (fast).
+        let c = MemoryCluster::open_with(dir.path(), Durability::Process).expect("open");
+        let opts = ApplyOptions::default();
+        let mut seen_uids = Vec::new();
+        let cm = |n: u8, data: &[(u8, u8)]| {
+            let d: Map<String, Value> = data.iter().map(|(k, v)| (format!("k{k}"), json!(format!("v{v}")))).collect();
+            Object::new(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{n}"), "namespace": "default"}, "data": d}))
+                .expect("valid")
+        };
+        for op in &ops {
+            match op {
+                Op::Apply(n, d) => {
+                    let live = block_on(c.apply(&cm(*n, d), &opts)).expect("apply");
+                    seen_uids.push(live.pointer("/metadata/uid").cloned().expect("uid"));
+                }
+                Op::Edit(n, v) => { let _ = c.edit(&cm(*n, &[]).id(), "kubectl-edit", |o| o["data"]["k0"] = json!(format!("e{v}"))); }
+                Op::Delete(n) => block_on(c.delete(&cm(*n, &[]).id(), &opts)).expect("delete"),
+            }
+        }
+        let objects = c.objects();
+        let rv = c.resource_version();
+        drop(c);
+        let reopened = MemoryCluster::open_with(dir.path(), Durability::Process).expect("reopen");
+        prop_assert_eq!(reopened.objects(), objects.clone());
+        prop_assert!(reopened.resource_version() >= rv);
+        let next = block_on(reopened.apply(&cm(7, &[(1, 1)]), &opts)).expect("apply after reopen");
+        let next_rv: u64 = next.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).expect("rv");
+        prop_assert!(next_rv > rv);
+        // uids are never reused, not even those of deleted objects.
+        let uid = next.pointer("/metadata/uid").expect("uid");
+        prop_assert!(!seen_uids.contains(uid));
     }
 }

@@ -292,15 +292,10 @@ fn find_item(items: &[Value], key_json: &str) -> Option<usize> {
     let key: Map<String, Value> = serde_json::from_str(key_json).ok()?;
     items.iter().position(|i| {
         key.iter().all(|(k, v)| match i.get(k) {
-            Some(iv) => json_eq(iv, v),
-            None => key_default(k).is_some_and(|d| json_eq(&d, v)),
+            Some(iv) => iv == v,
+            None => key_default(k).is_some_and(|d| &d == v),
         })
     })
-}
-
-/// Numbers compare by value (1 and 1.0 differ in JSON, as in Kubernetes).
-fn json_eq(a: &Value, b: &Value) -> bool {
-    a == b
 }
 
 /// The value at a path.

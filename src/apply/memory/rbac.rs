@@ -134,6 +134,7 @@ fn subject_matches(subject: &Value, binding_ns: &str, user: &UserInfo) -> bool {
 /// The rules of the role a binding refers to, when it exists.
 fn role_rules<'a>(
     objects: &'a BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
     binding: &Value,
     binding_ns: &str,
 ) -> Vec<&'a Value> {
@@ -145,12 +146,79 @@ fn role_rules<'a>(
         "Role" if !binding_ns.is_empty() => ObjectId::new(RBAC_GROUP, "Role", binding_ns, name),
         _ => return Vec::new(),
     };
-    objects
-        .get(&id)
-        .and_then(|r| r.get("rules"))
+    match objects.get(&id) {
+        Some(role) => rules_of(objects, rbac, role),
+        None => Vec::new(),
+    }
+}
+
+fn rules_list(role: &Value) -> impl Iterator<Item = &Value> {
+    role.get("rules")
         .and_then(Value::as_array)
-        .map(|rules| rules.iter().collect())
-        .unwrap_or_default()
+        .map(|r| r.iter())
+        .into_iter()
+        .flatten()
+}
+
+/// The rules of a role. A ClusterRole with an `aggregationRule` holds the
+/// rules of every ClusterRole its selectors match, as the aggregation
+/// controller would write them.
+fn rules_of<'a>(
+    objects: &'a BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
+    role: &'a Value,
+) -> Vec<&'a Value> {
+    let mut out: Vec<&Value> = rules_list(role).collect();
+    let selectors = role
+        .pointer("/aggregationRule/clusterRoleSelectors")
+        .and_then(Value::as_array);
+    if let Some(selectors) = selectors {
+        for id in rbac.iter().filter(|id| id.kind == "ClusterRole") {
+            let Some(other) = objects.get(id) else {
+                continue;
+            };
+            if std::ptr::eq(other, role) {
+                continue;
+            }
+            let labels = other.pointer("/metadata/labels");
+            if selectors.iter().any(|sel| selector_matches(sel, labels)) {
+                out.extend(rules_list(other));
+            }
+        }
+    }
+    out
+}
+
+/// A label selector (`matchLabels` and `matchExpressions`) against labels.
+fn selector_matches(selector: &Value, labels: Option<&Value>) -> bool {
+    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    let match_labels = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.iter().all(|(k, v)| label(k) == v.as_str()));
+    let exprs = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let match_exprs = exprs.iter().all(|e| {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+        let values = strings(e, "values");
+        let op = e
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match op {
+            "In" => label(key).is_some_and(|v| values.iter().any(|x| x == v)),
+            "NotIn" => label(key).is_none_or(|v| values.iter().all(|x| x != v)),
+            "Exists" => label(key).is_some(),
+            "DoesNotExist" => label(key).is_none(),
+            _ => false,
+        }
+    });
+    // An empty selector selects nothing in an aggregation rule.
+    let empty = selector.get("matchLabels").is_none() && exprs.is_empty();
+    !empty && match_labels && match_exprs
 }
 
 /// The rules granted to `user` in `namespace` (empty: cluster-wide grants
@@ -183,7 +251,7 @@ fn effective_rules<'a>(
             .iter()
             .any(|s| subject_matches(s, &id.namespace, user))
         {
-            out.extend(role_rules(objects, binding, &id.namespace));
+            out.extend(role_rules(objects, rbac, binding, &id.namespace));
         }
     }
     out
@@ -367,6 +435,7 @@ pub(crate) fn escalation(
 /// message.
 pub(crate) fn referenced_rules(
     objects: &BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
     role_ref: &Value,
     namespace: &str,
 ) -> Result<Vec<Value>, String> {
@@ -384,11 +453,7 @@ pub(crate) fn referenced_rules(
         other => return Err(format!("roleRef.kind: Unsupported value: {other:?}: supported values: \"ClusterRole\", \"Role\"")),
     };
     match objects.get(&id) {
-        Some(role) => Ok(role
-            .get("rules")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()),
+        Some(role) => Ok(rules_of(objects, rbac, role).into_iter().cloned().collect()),
         None => Err(format!("{resource}.{RBAC_GROUP} \"{name}\" not found")),
     }
 }
@@ -414,6 +479,30 @@ pub(crate) fn forbidden_message(user: &UserInfo, req: &Request<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_selectors() {
+        let labels = serde_json::json!({"tier": "web", "team": "a"});
+        let sel = |v: serde_json::Value| selector_matches(&v, Some(&labels));
+        assert!(sel(serde_json::json!({"matchLabels": {"tier": "web"}})));
+        assert!(!sel(serde_json::json!({"matchLabels": {"tier": "db"}})));
+        assert!(sel(
+            serde_json::json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["a", "b"]}]})
+        ));
+        assert!(!sel(
+            serde_json::json!({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["a"]}]})
+        ));
+        assert!(sel(
+            serde_json::json!({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]})
+        ));
+        assert!(!sel(
+            serde_json::json!({"matchExpressions": [{"key": "x", "operator": "Exists"}]})
+        ));
+        assert!(
+            !sel(serde_json::json!({})),
+            "an empty selector aggregates nothing"
+        );
+    }
 
     #[test]
     fn plurals_follow_the_api_server() {

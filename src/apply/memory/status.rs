@@ -222,7 +222,7 @@ pub(crate) fn simulate(
                         .pointer("/spec/backoffLimit")
                         .and_then(Value::as_i64)
                         .unwrap_or(6);
-                    s.insert("failed".into(), Value::from(limit + 1));
+                    s.insert("failed".into(), Value::from(limit.saturating_add(1)));
                     s.insert("ready".into(), Value::from(0));
                     s.insert(
                         "conditions".into(),

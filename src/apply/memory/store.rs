@@ -58,6 +58,8 @@ pub(crate) struct Loaded {
 pub(crate) struct Store {
     dir: PathBuf,
     tmp_counter: AtomicU64,
+    /// fsync files and folders (survive power loss), or only rename.
+    sync: bool,
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> StateError {
@@ -91,11 +93,12 @@ fn encode_owner(owner: &str) -> String {
 impl Store {
     /// Opens a folder: creates it when absent. Returns `None` for the
     /// loaded state when the folder is new (empty).
-    pub(crate) fn open(dir: &Path) -> Result<(Store, Option<Loaded>), StateError> {
+    pub(crate) fn open(dir: &Path, sync: bool) -> Result<(Store, Option<Loaded>), StateError> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let store = Store {
             dir: dir.to_path_buf(),
             tmp_counter: AtomicU64::new(0),
+            sync,
         };
         let meta_path = dir.join(META);
         if !meta_path.exists() {
@@ -242,7 +245,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_err(&path, e)),
         }
-        if let Some(parent) = path.parent() {
+        if let (true, Some(parent)) = (self.sync, path.parent()) {
             sync_dir(parent)?;
         }
         Ok(())
@@ -271,10 +274,15 @@ impl Store {
         let result = (|| {
             let mut f = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
             f.write_all(text.as_bytes()).map_err(|e| io_err(&tmp, e))?;
-            f.sync_all().map_err(|e| io_err(&tmp, e))?;
+            if self.sync {
+                f.sync_all().map_err(|e| io_err(&tmp, e))?;
+            }
             drop(f);
             fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-            sync_dir(parent)
+            if self.sync {
+                sync_dir(parent)?;
+            }
+            Ok(())
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
