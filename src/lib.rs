@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod image;
 pub mod object;
 pub mod plan;
 pub mod render;

@@ -306,7 +306,10 @@ mod tests {
             ));
         }
         let err = load_documents("bomb.yaml", &text, &YamlLimits::default()).unwrap_err();
-        assert!(err.message.contains("nodes") || err.message.contains("repetition limit"), "{err}");
+        assert!(
+            err.message.contains("nodes") || err.message.contains("repetition limit"),
+            "{err}"
+        );
     }
 
     #[test]
