@@ -321,7 +321,7 @@ fn tilde(c: &Comparator, v: &Version) -> bool {
     if v.major != c.con.major {
         return false;
     }
-    !(v.minor != c.con.minor && !c.minor_dirty)
+    v.minor == c.con.minor || c.minor_dirty
 }
 
 #[cfg(test)]
