@@ -451,3 +451,142 @@ fn missing_branch_and_bad_key_are_clear_errors() {
         .expect_err("rsa is refused");
     assert!(e.to_string().contains("ssh-ed25519"), "{e}");
 }
+
+#[cfg(feature = "openpgp")]
+#[test]
+fn openpgp_signed_commits_pass_git_verify_commit() {
+    // The seed's command makes gpg's default key (RSA here); ed25519 too.
+    // "subkey": a certify-only primary with a signing subkey.
+    for algo in ["default", "ed25519", "subkey"] {
+        openpgp_case(algo);
+    }
+}
+
+#[cfg(feature = "openpgp")]
+fn openpgp_case(algo: &str) {
+    use driftless::image::automation::OpenPgpSigner;
+    let env = Env::new();
+    let url = env.remote(&seed_files());
+    let gnupg = env.path("gnupg");
+    std::fs::create_dir_all(&gnupg).expect("gnupg");
+    let gpg = |home: &Path, args: &[&str]| {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", home)
+            .args(["--batch", "--quiet"])
+            .args(args)
+            .output()
+            .expect("gpg must be installed");
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let _ = Command::new("chmod").arg("700").arg(&gnupg).status();
+    let (key_algo, usage) = match algo {
+        "default" => ("default", "default"),
+        "subkey" => ("ed25519", "cert"),
+        other => (other, "sign"),
+    };
+    gpg(
+        &gnupg,
+        &[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            &format!("fluxcdbot <{BOT_EMAIL}>"),
+            key_algo,
+            usage,
+            "1y",
+        ],
+    );
+    let mut signing_fpr: Option<String> = None;
+    if algo == "subkey" {
+        let listing = gpg(&gnupg, &["--with-colons", "--list-keys", BOT_EMAIL]);
+        let listing = String::from_utf8_lossy(&listing).to_string();
+        let fpr = listing
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .and_then(|l| l.split(':').find(|f| f.len() == 40))
+            .expect("fingerprint")
+            .to_string();
+        gpg(
+            &gnupg,
+            &[
+                "--passphrase",
+                "",
+                "--quick-add-key",
+                &fpr,
+                "ed25519",
+                "sign",
+                "1y",
+            ],
+        );
+        let listing = gpg(&gnupg, &["--with-colons", "--list-keys", BOT_EMAIL]);
+        signing_fpr = String::from_utf8_lossy(&listing)
+            .lines()
+            .filter_map(|l| l.strip_prefix("fpr:"))
+            .filter_map(|l| l.split(':').find(|f| f.len() == 40))
+            .nth(1)
+            .map(str::to_string);
+        assert!(signing_fpr.is_some(), "subkey fingerprint");
+    }
+    let secret = gpg(&gnupg, &["--armor", "--export-secret-keys", BOT_EMAIL]);
+    let signer = OpenPgpSigner::from_armored(&String::from_utf8_lossy(&secret)).expect("signer");
+
+    // gpg refuses signatures older than the key, so sign "now" (the host's clock).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let time = CommitTime {
+        seconds: now + 5,
+        offset_seconds: 3600,
+    };
+    let a = automation(&env, &url);
+    let Outcome::Pushed(p) = a
+        .run(&seed_images(), time, Some(&signer as &dyn CommitSigner))
+        .expect("run")
+    else {
+        panic!("expected a commit");
+    };
+    let verify = |home: &Path| {
+        Command::new("git")
+            .current_dir(env.remote_dir())
+            .env("HOME", env.path("home"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GNUPGHOME", home)
+            .args(["verify-commit", "-v", &p.id])
+            .output()
+            .expect("git")
+    };
+    let ok = verify(&gnupg);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(
+        ok.status.success(),
+        "{algo}: verify-commit refused: {stderr}"
+    );
+    assert!(
+        stderr.contains("Good signature from \"fluxcdbot"),
+        "{stderr}"
+    );
+    if let Some(fpr) = &signing_fpr {
+        // made by the signing subkey, not the certify-only primary
+        assert!(
+            stderr.contains(&format!("using EDDSA key {fpr}")),
+            "{stderr}"
+        );
+    }
+    // A keyring without the bot's key refuses it.
+    let empty = env.path("gnupg-empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let _ = Command::new("chmod").arg("700").arg(&empty).status();
+    assert!(!verify(&empty).status.success());
+    for home in [&gnupg, &empty] {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", home)
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}

@@ -121,8 +121,9 @@ impl AutomationError {
 /// Signs commit payloads.
 pub trait CommitSigner: Send + Sync {
     /// The armored signature of `payload` (the commit object without its
-    /// `gpgsig` header), as it goes into the `gpgsig` header.
-    fn sign(&self, payload: &[u8]) -> Result<String, AutomationError>;
+    /// `gpgsig` header), as it goes into the `gpgsig` header. `time` is the
+    /// commit time, for formats that record a signing time.
+    fn sign(&self, payload: &[u8], time: CommitTime) -> Result<String, AutomationError>;
 }
 
 /// An SSH ed25519 key signing with SSHSIG, namespace `git`, SHA-512 — what
@@ -173,7 +174,7 @@ impl SshSigner {
 }
 
 impl CommitSigner for SshSigner {
-    fn sign(&self, payload: &[u8]) -> Result<String, AutomationError> {
+    fn sign(&self, payload: &[u8], _time: CommitTime) -> Result<String, AutomationError> {
         let sig = self
             .key
             .sign("git", ssh_key::HashAlg::Sha512, payload)
@@ -182,6 +183,122 @@ impl CommitSigner for SshSigner {
             .to_pem(ssh_key::LineEnding::LF)
             .map_err(|e| AutomationError::Signing(e.to_string()))?;
         Ok(pem.trim_end_matches('\n').to_string())
+    }
+}
+
+/// An OpenPGP secret key (as `gpg --export-secret-keys --armor` writes it)
+/// signing commits like `git commit -S` with gpg: a detached binary
+/// signature, armored, whose creation time is the commit time. The primary
+/// key signs when its self-signatures allow signing (or state no flags);
+/// otherwise the first subkey flagged for signing does. Passphrase-protected
+/// keys are refused.
+#[cfg(feature = "openpgp")]
+pub struct OpenPgpSigner {
+    key: pgp::composed::SignedSecretKey,
+}
+
+#[cfg(feature = "openpgp")]
+impl std::fmt::Debug for OpenPgpSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenPgpSigner")
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "openpgp")]
+impl OpenPgpSigner {
+    /// Reads an armored secret key.
+    pub fn from_armored(text: &str) -> Result<Self, AutomationError> {
+        use pgp::composed::Deserializable;
+        let (key, _) = pgp::composed::SignedSecretKey::from_string(text).map_err(|e| {
+            AutomationError::Signing(format!("not an armored OpenPGP secret key: {e}"))
+        })?;
+        let signer = OpenPgpSigner { key };
+        // fail early on keys that cannot sign, or are locked
+        signer.sign(
+            b"probe",
+            CommitTime {
+                seconds: 0,
+                offset_seconds: 0,
+            },
+        )?;
+        Ok(signer)
+    }
+
+    /// The primary key's fingerprint (hex).
+    pub fn fingerprint(&self) -> String {
+        use pgp::types::KeyDetails;
+        format!("{:X}", self.key.primary_key.fingerprint())
+    }
+
+    fn primary_can_sign(&self) -> bool {
+        let d = &self.key.details;
+        let sigs: Vec<&pgp::packet::Signature> = d
+            .direct_signatures
+            .iter()
+            .chain(d.users.iter().flat_map(|u| u.signatures.iter()))
+            .collect();
+        let flagged: Vec<&&pgp::packet::Signature> = sigs
+            .iter()
+            .filter(|s| s.key_flags() != pgp::packet::KeyFlags::default())
+            .collect();
+        flagged.is_empty() || flagged.iter().any(|s| s.key_flags().sign())
+    }
+}
+
+#[cfg(feature = "openpgp")]
+impl CommitSigner for OpenPgpSigner {
+    fn sign(&self, payload: &[u8], time: CommitTime) -> Result<String, AutomationError> {
+        use pgp::packet::{Subpacket, SubpacketData};
+        use pgp::types::SigningKey;
+        use rand_chacha::rand_core::SeedableRng;
+        use sha2::Digest;
+        let err = |e: pgp::errors::Error| AutomationError::Signing(e.to_string());
+        let signer: &dyn SigningKey = if self.primary_can_sign() {
+            &self.key.primary_key
+        } else {
+            self.key
+                .secret_subkeys
+                .iter()
+                .find(|k| k.signatures.iter().any(|s| s.key_flags().sign()))
+                .map(|k| &k.key as &dyn SigningKey)
+                .ok_or_else(|| {
+                    AutomationError::Signing("the key has no signing-capable key".into())
+                })?
+        };
+        let secs = u32::try_from(time.seconds.max(0)).unwrap_or(u32::MAX);
+        let hashed = vec![
+            Subpacket::regular(SubpacketData::IssuerFingerprint(signer.fingerprint()))
+                .map_err(err)?,
+            Subpacket::regular(SubpacketData::SignatureCreationTime(
+                pgp::types::Timestamp::from_secs(secs),
+            ))
+            .map_err(err)?,
+        ];
+        let unhashed = vec![
+            Subpacket::regular(SubpacketData::IssuerKeyId(signer.legacy_key_id())).map_err(err)?,
+        ];
+        // Deterministic: the RNG is seeded from the signed bytes.
+        let seed: [u8; 32] = sha2::Sha256::digest(payload).into();
+        let rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+        let sig = pgp::composed::DetachedSignature::sign_binary_data_with_subpackets(
+            rng,
+            &Box::new(signer),
+            &pgp::types::Password::empty(),
+            pgp::crypto::hash::HashAlgorithm::Sha256,
+            payload,
+            pgp::composed::SubpacketConfig::UserDefined { hashed, unhashed },
+        )
+        .map_err(|e| {
+            AutomationError::Signing(format!(
+                "OpenPGP signing failed (a passphrase-protected key?): {e}"
+            ))
+        })?;
+        let armored = sig
+            .to_armored_string(pgp::composed::ArmorOptions::default())
+            .map_err(err)?;
+        Ok(armored.trim_end_matches(['\n', '\r']).replace("\r\n", "\n"))
     }
 }
 
@@ -634,7 +751,7 @@ impl Automation {
             commit
                 .write_to(&mut payload)
                 .map_err(|e| self.repo_err(e))?;
-            let sig = s.sign(&payload)?;
+            let sig = s.sign(&payload, time)?;
             commit.extra_headers.push(("gpgsig".into(), sig.into()));
         }
         let id = repo.write_object(&commit).map_err(|e| self.repo_err(e))?;
