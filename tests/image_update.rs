@@ -158,6 +158,7 @@ fn seed_files() -> Vec<(&'static str, Vec<u8>)> {
         "deployment.yaml",
         "image-policy.yaml",
         "image-repository.yaml",
+        "image-update.yaml",
         "kustomization.yaml",
     ]
     .iter()
@@ -166,6 +167,7 @@ fn seed_files() -> Vec<(&'static str, Vec<u8>)> {
             "deployment.yaml" => "apps/base/app1/deployment.yaml",
             "image-policy.yaml" => "apps/base/app1/image-policy.yaml",
             "image-repository.yaml" => "apps/base/app1/image-repository.yaml",
+            "image-update.yaml" => "apps/base/app1/image-update.yaml",
             _ => "apps/base/app1/kustomization.yaml",
         };
         (rel, std::fs::read(base.join(f)).expect("fixture"))
@@ -589,4 +591,62 @@ fn openpgp_case(algo: &str) {
             .args(["--kill", "gpg-agent"])
             .status();
     }
+}
+
+#[test]
+fn the_seed_image_update_automation_object_drives_a_run() {
+    use driftless::image::ImageUpdateAutomation;
+    let env = Env::new();
+    let url = env.remote(&seed_files());
+    let text = std::fs::read_to_string(fixtures().join("seed/apps/base/app1/image-update.yaml"))
+        .expect("fixture");
+    let obj = ImageUpdateAutomation::from_yaml("image-update.yaml", &text)
+        .expect("object")
+        .remove(0);
+    let objects =
+        ImageObjects::read_path(&fixtures().join("seed/apps/base/app1")).expect("policies");
+    let tags = FileTags::new(fixtures().join("tags.yaml"));
+    let res = block_on(resolve(&obj.in_scope(&objects), &tags)).expect("resolve");
+
+    // The seed's template uses `.NewTag`, which Flux's template data does
+    // not have: a clear error, and nothing is pushed.
+    let mut a = Automation::from_object(&obj, &url, env.path("cache")).expect("automation");
+    assert_eq!(a.push_branch, "flux-image-updates");
+    let err = a.run(&res.images, TIME, None).expect_err("template error");
+    assert!(
+        err.to_string().contains("can't evaluate field NewTag"),
+        "{err}"
+    );
+    assert_eq!(env.branch_head("flux-image-updates"), None);
+
+    // Flux's documented template, and push options reaching the server.
+    env.git_ok(
+        &env.remote_dir(),
+        &["config", "receive.advertisePushOptions", "true"],
+    );
+    let hook = env.remote_dir().join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho \"options: $GIT_PUSH_OPTION_COUNT $GIT_PUSH_OPTION_0\" > \"$GIT_DIR/push-options.txt\"\n",
+    )
+    .expect("hook");
+    assert!(Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .expect("chmod")
+        .success());
+    a.push_options.insert("ci.skip".into(), String::new());
+    a.message_template = "Automated image update\n\nAutomation name: {{ .AutomationObject }}\n\nFiles:\n{{ range $filename, $_ := .Changed.FileChanges -}}\n- {{ $filename }}\n{{ end -}}\n\nObjects:\n{{ range $resource, $changes := .Changed.Objects -}}\n- {{ $resource.Kind }} {{ $resource.Name }}\n  Changes:\n{{- range $_, $change := $changes }}\n    - {{ $change.OldValue }} -> {{ $change.NewValue }}\n{{ end -}}\n{{ end -}}\n".into();
+    let Outcome::Pushed(p) = a.run(&res.images, TIME, None).expect("run") else {
+        panic!("expected a commit");
+    };
+    let body = env.git_ok(&env.remote_dir(), &["log", "-1", "--format=%B", &p.id]);
+    assert_eq!(
+        body.trim_end(),
+        "Automated image update\n\nAutomation name: flux-system/app1\n\nFiles:\n- apps/base/app1/deployment.yaml\nObjects:\n- Deployment app1\n  Changes:\n    - ghcr.io/organization/app1:v1.0.0 -> ghcr.io/organization/app1:v1.2.7"
+    );
+    let seen =
+        std::fs::read_to_string(env.remote_dir().join("push-options.txt")).expect("hook ran");
+    assert_eq!(seen.trim(), "options: 1 ci.skip");
 }

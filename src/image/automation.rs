@@ -383,6 +383,8 @@ pub struct Automation {
     pub transport: Transport,
     /// The git program (default `git`).
     pub git: PathBuf,
+    /// Push options (`git push -o key=value`, Flux's `spec.git.push.options`).
+    pub push_options: BTreeMap<String, String>,
 }
 
 impl Automation {
@@ -405,7 +407,40 @@ impl Automation {
             cache_dir: cache_dir.as_ref().to_path_buf(),
             transport: Transport::default(),
             git: PathBuf::from("git"),
+            push_options: BTreeMap::new(),
         }
+    }
+
+    /// An automation configured from an `ImageUpdateAutomation` object. The
+    /// remote URL (the GitRepository's) and the cache folder come from the
+    /// host. As in Flux, without `spec.git.push.branch` the push goes to
+    /// the checkout branch, which [`run`](Automation::run) refuses unless
+    /// the host sets [`push_to_checkout_branch`](Automation::push_to_checkout_branch).
+    pub fn from_object(
+        obj: &super::ImageUpdateAutomation,
+        url: &str,
+        cache_dir: impl AsRef<Path>,
+    ) -> Result<Self, AutomationError> {
+        let branch = obj.branch().ok_or_else(|| {
+            AutomationError::Invalid(format!(
+                "ImageUpdateAutomation {}/{}: spec.git.checkout.ref.branch is required",
+                obj.metadata.ns(),
+                obj.metadata.name
+            ))
+        })?;
+        let mut a = Automation::new(url, branch, obj.path(), cache_dir);
+        a.namespace = obj.metadata.ns().to_string();
+        a.name = obj.metadata.name.clone();
+        a.push_branch = obj.push_branch().unwrap_or(branch).to_string();
+        let c = &obj.spec.git.commit;
+        a.author_name = c.author.name.clone();
+        a.author_email = c.author.email.clone();
+        a.message_template = c.message_template.clone();
+        a.message_template_values = c.message_template_values.clone();
+        if let Some(p) = &obj.spec.git.push {
+            a.push_options = p.options.clone();
+        }
+        Ok(a)
     }
 }
 
@@ -766,10 +801,21 @@ impl Automation {
             if self.force_push { "+" } else { "" },
             self.push_branch
         );
-        let (ok, out, err) = self.run_git(
-            &["push", "--porcelain", "--quiet", "--", &self.url, &spec],
-            Some(&self.cache_dir),
-        )?;
+        let opts: Vec<String> = self
+            .push_options
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    format!("--push-option={k}")
+                } else {
+                    format!("--push-option={k}={v}")
+                }
+            })
+            .collect();
+        let mut args: Vec<&str> = vec!["push", "--porcelain", "--quiet"];
+        args.extend(opts.iter().map(String::as_str));
+        args.extend(["--", self.url.as_str(), spec.as_str()]);
+        let (ok, out, err) = self.run_git(&args, Some(&self.cache_dir))?;
         if ok {
             return Ok(());
         }

@@ -19,6 +19,7 @@
 //! * [`tags`]: the [`TagSource`] trait, [`MemoryTags`] and [`FileTags`].
 //! * [`setters`]: the `$imagepolicy` markers and the rewrite.
 //! * [`template`]: commit messages from Flux's template data.
+//! * [`update_automation`]: the `ImageUpdateAutomation` object.
 //! * `automation` (feature `image-automation`): the commit, its signature and
 //!   the push.
 //!
@@ -31,6 +32,7 @@ pub mod semver;
 pub mod setters;
 pub mod tags;
 pub mod template;
+pub mod update_automation;
 
 #[cfg(feature = "image-automation")]
 pub mod automation;
@@ -39,6 +41,7 @@ pub use policy::{ImageObjects, ImagePolicy, ImageRepository, PolicyError};
 pub use setters::{Change, FileUpdate, LatestImage, ObjectIdentifier, SetterError};
 pub use tags::{FileTags, MemoryTags, TagError, TagSource};
 pub use template::{render_message, TemplateData, TemplateError, DEFAULT_MESSAGE_TEMPLATE};
+pub use update_automation::ImageUpdateAutomation;
 
 use crate::source::{Entry, Tree};
 
