@@ -730,4 +730,76 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().starts_with("bad.yaml"));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn line() -> impl Strategy<Value = String> {
+            let value = prop_oneof![
+                "[a-z][a-z0-9./-]{0,10}(:[a-z0-9.]{1,5})?",
+                "'[a-z0-9 ./:-]{0,12}'",
+                "\"[a-z0-9 ./:-]{0,12}\"",
+                Just("|".to_string()),
+                Just("[a, b]".to_string()),
+            ];
+            let marker = prop_oneof![
+                Just(String::new()),
+                Just(" # plain comment".to_string()),
+                Just(" # {\"$imagepolicy\": \"flux-system:app1\"}".to_string()),
+                Just(" # {\"$imagepolicy\": \"flux-system:app1:tag\"}".to_string()),
+                Just(" # {\"$imagepolicy\": \"apps:podinfo:digest\"}".to_string()),
+            ];
+            (value, marker).prop_map(|(value, marker)| format!("{value}{marker}"))
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+                bytes.extend_from_slice(b"x: y # {\"$imagepolicy\": \"flux-system:app1\"}\n");
+                let _ = update_file("f.yaml", &bytes, &images());
+            }
+
+            #[test]
+            fn only_reported_lines_change_and_a_rerun_is_a_no_op(
+                lines in prop::collection::vec(line(), 1..12),
+                crlf in prop::bool::ANY,
+            ) {
+                let eol = if crlf { "\r\n" } else { "\n" };
+                // top-level keys k0, k1, ... keep every generated file valid YAML
+                let text: String = lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("k{i}: {l}{eol}"))
+                    .collect();
+                let result = update_file("f.yaml", text.as_bytes(), &images());
+                prop_assert!(result.is_ok(), "{:?}", result);
+                if let Ok(Some(up)) = result {
+                    let new = String::from_utf8(up.bytes.clone()).unwrap();
+                    let old_lines: Vec<&str> = text.split_inclusive('\n').collect();
+                    let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
+                    prop_assert_eq!(old_lines.len(), new_lines.len());
+                    let changed: Vec<usize> = up.changes.iter().map(|c| c.line).collect();
+                    for (i, (a, b)) in old_lines.iter().zip(&new_lines).enumerate() {
+                        if a != b {
+                            prop_assert!(changed.contains(&(i + 1)));
+                            prop_assert!(b.ends_with(eol));
+                        }
+                    }
+                    // The YAML parser reads the new values back as the strings
+                    // written, and every other value as before.
+                    let limits = crate::yaml::YamlLimits::default();
+                    let before = crate::yaml::load_documents("f", &text, &limits).unwrap();
+                    let after = crate::yaml::load_documents("f", &new, &limits).unwrap();
+                    let (mut b, a) = (before[0].clone(), &after[0]);
+                    for c in &up.changes {
+                        b[format!("k{}", c.line - 1)] = serde_json::Value::String(c.new_value.clone());
+                    }
+                    prop_assert_eq!(&b, a);
+                    let again = update_file("f.yaml", &up.bytes, &images()).unwrap();
+                    prop_assert!(again.is_none());
+                }
+            }
+        }
+    }
 }
