@@ -761,6 +761,12 @@ mod tests {
             }
 
             #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,200}", sep in "[ :#'\"|>&!-]{0,3}") {
+                let input = format!("{text}{sep}{text} # {{\"$imagepolicy\": \"flux-system:app1\"}}\n{sep}");
+                let _ = update_file("f.yaml", input.as_bytes(), &images());
+            }
+
+            #[test]
             fn only_reported_lines_change_and_a_rerun_is_a_no_op(
                 lines in prop::collection::vec(line(), 1..12),
                 crlf in prop::bool::ANY,
