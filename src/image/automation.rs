@@ -506,12 +506,7 @@ impl Automation {
                 )));
             }
         }
-        if self.url.is_empty() || self.url.starts_with('-') {
-            return Err(AutomationError::Invalid(format!(
-                "remote {:?} is not valid",
-                redact_url(&self.url)
-            )));
-        }
+        check_url(&self.url)?;
         if self.push_branch == self.branch && !self.push_to_checkout_branch {
             return Err(AutomationError::PushToCheckoutBranch {
                 branch: self.branch.clone(),
@@ -523,6 +518,8 @@ impl Automation {
     fn git_cmd(&self) -> Command {
         let mut c = Command::new(&self.git);
         c.env("GIT_TERMINAL_PROMPT", "0");
+        // No other transport, whatever the configuration (ext:: runs commands).
+        c.env("GIT_ALLOW_PROTOCOL", "file:http:https:ssh");
         c.env_remove("GIT_DIR");
         c.env_remove("GIT_WORK_TREE");
         let mut cfg: Vec<(String, String)> = Vec::new();
@@ -548,7 +545,11 @@ impl Automation {
                 c.env(format!("GIT_CONFIG_VALUE_{i}"), v);
             }
         }
-        if self.transport.ssh_identity.is_some() || self.transport.ssh_known_hosts.is_some() {
+        if self.url.starts_with("ssh://")
+            || self.transport.ssh_identity.is_some()
+            || self.transport.ssh_known_hosts.is_some()
+        {
+            // The host key must be known: never trust on first use.
             let mut ssh = String::from("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes");
             if let Some(id) = &self.transport.ssh_identity {
                 ssh.push_str(&format!(
@@ -874,6 +875,33 @@ impl Automation {
     }
 }
 
+/// Accepts paths and `file://`, `http(s)://`, `ssh://` URLs. scp-style
+/// `user@host:path` is refused as Flux refuses it, and so is every other
+/// transport (`ext::` would run a command).
+fn check_url(url: &str) -> Result<(), AutomationError> {
+    let bad = |why: &str| {
+        Err(AutomationError::Invalid(format!(
+            "remote {:?}: {why}",
+            redact_url(url)
+        )))
+    };
+    if url.is_empty() || url.starts_with('-') || url.contains(['\0', '\n']) {
+        return bad("not a valid remote");
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        if !matches!(scheme, "file" | "http" | "https" | "ssh") {
+            return bad("only file://, http://, https:// and ssh:// URLs are supported");
+        }
+        return Ok(());
+    }
+    match url.find(':') {
+        Some(c) if !url[..c].contains('/') => {
+            bad("scp-style addresses are not supported; use ssh://user@host/path")
+        }
+        _ => Ok(()),
+    }
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -931,5 +959,28 @@ mod tests {
         assert!(a.check().is_ok());
         a.push_branch = "--upload-pack=evil".into();
         assert!(a.check().is_err());
+        a.push_branch = "flux-image-updates".into();
+        for bad in [
+            "git@github.com:org/repo.git",
+            "ext::sh -c touch% /tmp/pwned",
+            "ftp://x/y",
+            "-u",
+        ] {
+            a.url = bad.into();
+            assert!(
+                matches!(a.check(), Err(AutomationError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        for good in [
+            "/srv/git/x.git",
+            "file:///srv/x",
+            "https://h/x.git",
+            "ssh://git@h:22/x.git",
+            "./rel/x",
+        ] {
+            a.url = good.into();
+            assert!(a.check().is_ok(), "{good}");
+        }
     }
 }

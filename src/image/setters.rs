@@ -164,7 +164,6 @@ pub fn update_file(
     let mut block: Option<usize> = None; // indentation threshold inside a block scalar
     let mut offset = 0usize;
     for (lineno, raw) in text.split_inclusive('\n').enumerate() {
-        let line_start = offset;
         offset += raw.len();
         let (body, ending) = split_ending(raw);
         let indent = body.len() - body.trim_start_matches(' ').len();
@@ -184,7 +183,7 @@ pub fn update_file(
             out.push_str(raw);
             continue;
         }
-        let Some((key_col, scalar)) = find_scalar(body) else {
+        let Some(scalar) = find_scalar(body) else {
             if let Some(t) = block_start(body) {
                 block = Some(t);
             }
@@ -195,7 +194,6 @@ pub fn update_file(
             out.push_str(raw);
             continue;
         };
-        let _ = key_col;
         let Some(setter) = marker(&body[c + 1..]) else {
             out.push_str(raw);
             continue;
@@ -213,7 +211,6 @@ pub fn update_file(
         out.push_str(&rendered);
         out.push_str(&body[scalar.end..]);
         out.push_str(ending);
-        let _ = line_start;
         changes.push((
             doc_index,
             lineno + 1,
@@ -321,15 +318,12 @@ fn setter_value(setter: &str, images: &BTreeMap<String, LatestImage>) -> Option<
 }
 
 /// Skips `- ` sequence indicators, then a `key: ` (plain or quoted key),
-/// then anchors and tags, and reads the scalar that follows. Returns the
-/// column of the key (or of the last dash) and the scalar.
-fn find_scalar(body: &str) -> Option<(usize, Scalar)> {
+/// then anchors and tags, and reads the scalar that follows.
+fn find_scalar(body: &str) -> Option<Scalar> {
     let bytes = body.as_bytes();
     let mut i = body.len() - body.trim_start_matches([' ', '\t']).len();
-    let mut col = i;
     // sequence indicators
     while bytes.get(i) == Some(&b'-') && matches!(bytes.get(i + 1), Some(b' ') | Some(b'\t')) {
-        col = i;
         i += 1;
         while matches!(bytes.get(i), Some(b' ') | Some(b'\t')) {
             i += 1;
@@ -340,7 +334,6 @@ fn find_scalar(body: &str) -> Option<(usize, Scalar)> {
     }
     // a key, if any
     if let Some(after_key) = key_end(body, i) {
-        col = i;
         i = after_key;
         while matches!(bytes.get(i), Some(b' ') | Some(b'\t')) {
             i += 1;
@@ -409,7 +402,7 @@ fn find_scalar(body: &str) -> Option<(usize, Scalar)> {
             }
         }
     };
-    Some((col, scalar))
+    Some(scalar)
 }
 
 /// If a mapping key starts at `i`, the index just past its `:`.
