@@ -650,3 +650,76 @@ fn the_seed_image_update_automation_object_drives_a_run() {
         std::fs::read_to_string(env.remote_dir().join("push-options.txt")).expect("hook ran");
     assert_eq!(seen.trim(), "options: 1 ci.skip");
 }
+
+#[test]
+fn a_push_that_lost_a_race_is_refused_and_the_other_writer_is_kept() {
+    let env = Env::new();
+    let url = env.remote(&seed_files());
+    // history on main, so the shallow cache really is shallow
+    let work = env.path("seed-work");
+    for i in 0..3 {
+        std::fs::write(work.join(format!("notes-{i}.txt")), format!("{i}\n")).expect("write");
+        env.git_ok(&work, &["add", "-A"]);
+        env.git_ok(&work, &["commit", "-q", "-m", &format!("note {i}")]);
+    }
+    env.git_ok(
+        &work,
+        &[
+            "push",
+            "-q",
+            env.remote_dir().to_str().expect("utf8"),
+            "main",
+        ],
+    );
+    env.git_ok(
+        &work,
+        &[
+            "push",
+            "-q",
+            env.remote_dir().to_str().expect("utf8"),
+            "main:flux-image-updates",
+        ],
+    );
+
+    let a = automation(&env, &url);
+    let (_, push_head) = a.fetch().expect("fetch");
+    let base = push_head.expect("push branch exists");
+    let tree = a.read_tree(&base).expect("tree");
+    let update = driftless::image::update_tree(&tree, &a.path, &seed_images()).expect("setters");
+    assert_eq!(update.changes.len(), 1);
+    let id = a
+        .write_commit(&base, &update, "bot update", TIME, None)
+        .expect("commit");
+
+    // Meanwhile someone else pushes to the push branch.
+    std::fs::write(work.join("human.txt"), "review notes\n").expect("write");
+    env.git_ok(&work, &["add", "-A"]);
+    env.git_ok(&work, &["commit", "-q", "-m", "human"]);
+    env.git_ok(
+        &work,
+        &[
+            "push",
+            "-q",
+            env.remote_dir().to_str().expect("utf8"),
+            "HEAD:flux-image-updates",
+        ],
+    );
+    let human = env.branch_head("flux-image-updates").expect("head");
+
+    let err = a.push(&id).expect_err("non-fast-forward");
+    assert!(matches!(err, AutomationError::Push { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("rejected"), "{err}");
+    assert_eq!(env.branch_head("flux-image-updates"), Some(human.clone()));
+
+    // The next run builds on the other writer's commit and succeeds.
+    let Outcome::Pushed(p) = a.run(&seed_images(), TIME, None).expect("retry") else {
+        panic!("expected a commit");
+    };
+    assert_eq!(p.parent, human);
+    let shallow = env.git_ok(
+        &env.path("cache"),
+        &["rev-parse", "--is-shallow-repository"],
+    );
+    assert_eq!(shallow.trim(), "true");
+}

@@ -3,9 +3,10 @@
 //!
 //! One [`Automation::run`]:
 //!
-//! 1. **Fetch** the checkout branch, and the push branch if the remote has
-//!    it, into a bare cache repository (`cache_dir`, reused across runs so a
-//!    second fetch transfers only what is new).
+//! 1. **Fetch** the tips (depth 1) of the checkout branch, and of the push
+//!    branch if the remote has it, into a bare cache repository
+//!    (`cache_dir`, reused across runs so a second fetch transfers only what
+//!    is new).
 //! 2. **Base**: like Flux, when the push branch differs from the checkout
 //!    branch and already exists on the remote, the update is made on top of
 //!    it (so a second run with the same tags finds nothing to do); otherwise
@@ -377,7 +378,8 @@ pub struct Automation {
     pub message_template: String,
     /// `spec.git.commit.messageTemplateValues`.
     pub message_template_values: BTreeMap<String, String>,
-    /// The bare cache repository (created on first use).
+    /// The bare cache repository (created on first use, shallow). One run
+    /// at a time per cache folder.
     pub cache_dir: PathBuf,
     /// How git reaches the remote.
     pub transport: Transport,
@@ -646,6 +648,9 @@ impl Automation {
             "--quiet",
             "--no-tags",
             "--no-write-fetch-head",
+            // Only the tips are needed: the commit's parent is the remote's
+            // tip, so a shallow cache pushes as well as a full one.
+            "--depth=1",
             "--",
             &self.url,
         ];
