@@ -58,7 +58,7 @@ fn detail(r: &Option<String>) -> String {
 
 /// Object metadata (the fields the image objects use).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// The object's name.
     pub name: String,
@@ -72,6 +72,41 @@ pub struct Meta {
     /// Annotations (not interpreted).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Server-set and other standard metadata (`creationTimestamp`, `uid`,
+    /// `resourceVersion`, ...), accepted as exported manifests carry them
+    /// and not interpreted.
+    #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// The standard `metadata` fields besides name, namespace, labels and
+/// annotations.
+const OTHER_META: &[&str] = &[
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "managedFields",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+
+impl Meta {
+    /// Refuses fields that are not Kubernetes object metadata.
+    pub(crate) fn check_fields(&self) -> Result<(), String> {
+        match self
+            .other
+            .keys()
+            .find(|k| !OTHER_META.contains(&k.as_str()))
+        {
+            Some(k) => Err(format!("unknown field `{k}`")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A reference to another object by name and optional namespace.
@@ -343,6 +378,9 @@ impl ImageObjects {
             if metadata.name.is_empty() {
                 return Err(ctx.err("metadata.name", "must not be empty"));
             }
+            metadata
+                .check_fields()
+                .map_err(|m| ctx.err("metadata", m))?;
             ctx.object = format!("{}/{}", metadata.ns(), metadata.name);
             let Some(Value::Object(spec)) = map.get("spec") else {
                 return Err(ctx.err("spec", "missing or not a map"));
@@ -704,6 +742,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg2.contains("polcy"), "{msg2}");
+        // exported manifests carry server metadata: accepted; typos are not
+        let text3 = text2
+            .replace("polcy: {}", "policy:\n    alphabetical: {}")
+            .replace(
+                "  name: app1\nspec",
+                "  name: app1\n  creationTimestamp: null\nspec",
+            );
+        ImageObjects::default().add_file("p.yaml", &text3).unwrap();
+        let text4 = text3.replace("creationTimestamp", "lables");
+        let msg4 = ImageObjects::default()
+            .add_file("p.yaml", &text4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg4.contains("metadata") && msg4.contains("lables"),
+            "{msg4}"
+        );
     }
 
     #[test]

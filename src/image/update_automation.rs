@@ -262,6 +262,9 @@ impl ImageUpdateAutomation {
                 serde_json::from_value(map.get("metadata").cloned().unwrap_or(Value::Null))
                     .map_err(|e| invalid(file, name, "metadata", e.to_string()))?;
             let object = format!("{}/{}", metadata.ns(), metadata.name);
+            metadata
+                .check_fields()
+                .map_err(|m| invalid(file, &object, "metadata", m))?;
             let spec_value = map.get("spec").cloned().unwrap_or(Value::Null);
             let spec = read_spec(file, &object, &spec_value)?;
             out.push(ImageUpdateAutomation {
