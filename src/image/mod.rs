@@ -258,3 +258,67 @@ fn collect(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    const OBJECTS: &str = "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  image: reg.example/app\n  exclusionList: ['^dev-']\n---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  imageRepositoryRef:\n    name: app\n  policy:\n    alphabetical: {}\n---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata:\n  name: orphan\n  namespace: apps\nspec:\n  imageRepositoryRef:\n    name: missing\n    namespace: other\n  policy:\n    alphabetical: {}\n";
+
+    #[test]
+    fn resolve_splits_digests_applies_exclusions_and_reports_skips() {
+        let mut objs = ImageObjects::default();
+        objs.add_file("objs.yaml", OBJECTS).unwrap();
+        let mut tags = MemoryTags::new();
+        // an explicit exclusionList replaces the default: `.sig` tags count again
+        tags.insert(
+            "reg.example/app",
+            ["a@sha256:aa", "b@sha256:bb", "dev-z", "c.sig"],
+        );
+        let res = block_on(resolve(&objs, &tags)).unwrap();
+        let img = &res.images["apps:app"];
+        assert_eq!(img.tag, "c.sig");
+        assert_eq!(img.digest, None);
+        tags.insert("reg.example/app", ["a@sha256:aa", "b@sha256:bb", "dev-z"]);
+        let res = block_on(resolve(&objs, &tags)).unwrap();
+        let img = &res.images["apps:app"];
+        assert_eq!(
+            (img.tag.as_str(), img.digest.as_deref()),
+            ("b", Some("sha256:bb"))
+        );
+        assert_eq!(img.reference(), "reg.example/app:b@sha256:bb");
+        assert_eq!(res.skipped.len(), 1);
+        assert_eq!(res.skipped[0].0, "apps:orphan");
+        assert!(res.skipped[0]
+            .1
+            .to_string()
+            .contains("ImageRepository other/missing not found"));
+    }
+
+    #[test]
+    fn update_tree_only_touches_yaml_under_the_path() {
+        let mut tree = Tree::new();
+        let marked = "image: reg.example/app:a # {\"$imagepolicy\": \"apps:app\"}\n";
+        tree.insert_file("apps/d.yaml", marked.as_bytes().to_vec())
+            .unwrap();
+        tree.insert_file("apps/d.txt", marked.as_bytes().to_vec())
+            .unwrap();
+        tree.insert_file("other/d.yaml", marked.as_bytes().to_vec())
+            .unwrap();
+        let mut images = BTreeMap::new();
+        images.insert(
+            "apps:app".to_string(),
+            LatestImage {
+                name: "reg.example/app".into(),
+                tag: "b".into(),
+                digest: None,
+            },
+        );
+        let up = update_tree(&tree, "./apps", &images).unwrap();
+        assert_eq!(up.files.keys().collect::<Vec<_>>(), vec!["apps/d.yaml"]);
+        let all = update_tree(&tree, ".", &images).unwrap();
+        assert_eq!(all.files.len(), 2);
+        assert!(update_tree(&tree, "../x", &images).is_err());
+    }
+}
