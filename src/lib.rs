@@ -7,6 +7,7 @@ pub mod diff;
 pub mod fleet;
 pub mod flux;
 pub mod health;
+pub mod image;
 pub mod object;
 pub mod pipeline;
 pub mod plan;

@@ -1,0 +1,118 @@
+//! Image update automation from the command line.
+//!
+//! ```text
+//! cargo run --features image-automation --example image_update -- \
+//!     --repo file:///srv/git/fleet.git --branch main \
+//!     --push-branch flux-image-updates --path ./apps/base/app1 \
+//!     --policies ./apps/base/app1 --tags tags.yaml \
+//!     --signing-key ~/.ssh/fluxbot_ed25519
+//! ```
+//!
+//! `--policies` is a file or a folder holding ImagePolicy and
+//! ImageRepository objects; `--tags` is a YAML map from image name to its
+//! list of tags. Prints each change as `file:line old → new`, then the new
+//! commit's id and revision, or `no updates`. The fetch cache lives in the
+//! system's temporary folder, one per remote.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use driftless::image::automation::{Automation, CommitSigner, CommitTime, Outcome, SshSigner};
+use driftless::image::{resolve, FileTags, ImageObjects};
+use sha2::{Digest, Sha256};
+
+#[derive(Parser, Debug)]
+#[command(about = "Update image references in Git as Flux's image automation does")]
+struct Args {
+    /// The Git remote: a path, file://, http(s):// or ssh:// URL.
+    #[arg(long)]
+    repo: String,
+    /// The branch to check out.
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// The branch to push to (the checkout branch is refused unless named
+    /// here explicitly, which is taken as the host asking for it).
+    #[arg(long, default_value = "flux-image-updates")]
+    push_branch: String,
+    /// The folder whose files the setters update.
+    #[arg(long, default_value = ".")]
+    path: String,
+    /// ImagePolicy and ImageRepository objects (a file or a folder).
+    #[arg(long)]
+    policies: PathBuf,
+    /// A YAML map from image name to its list of tags.
+    #[arg(long)]
+    tags: PathBuf,
+    /// An OpenSSH ed25519 private key to sign the commit with.
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let objects = ImageObjects::read_path(&args.policies)?;
+    if objects.policies.is_empty() {
+        return Err(format!("no ImagePolicy found in {}", args.policies.display()).into());
+    }
+    let tags = FileTags::new(&args.tags);
+    let resolution = futures::executor::block_on(resolve(&objects, &tags))?;
+    for (policy, why) in &resolution.skipped {
+        eprintln!("warning: policy {policy} chose no image: {why}");
+    }
+
+    let signer = match &args.signing_key {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(SshSigner::from_openssh(&text)?)
+        }
+        None => None,
+    };
+
+    let digest = Sha256::digest(args.repo.as_bytes());
+    let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let cache = std::env::temp_dir()
+        .join("driftless-image-update")
+        .join(key);
+    let mut automation = Automation::new(&args.repo, &args.branch, &args.path, cache);
+    automation.push_branch = args.push_branch.clone();
+    // Naming the checkout branch as the push branch on the command line is
+    // the host asking for a direct push.
+    automation.push_to_checkout_branch = args.push_branch == args.branch;
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let time = CommitTime {
+        seconds: now,
+        offset_seconds: 0,
+    };
+    let outcome = automation.run(
+        &resolution.images,
+        time,
+        signer.as_ref().map(|s| s as &dyn CommitSigner),
+    )?;
+    match outcome {
+        Outcome::NoUpdates { .. } => println!("no updates"),
+        Outcome::Pushed(p) => {
+            for c in &p.changes {
+                println!("{}:{} {} → {}", c.file, c.line, c.old_value, c.new_value);
+            }
+            println!("commit {}", p.id);
+            println!("revision {}", p.revision);
+        }
+        other => println!("{other:?}"),
+    }
+    Ok(())
+}
