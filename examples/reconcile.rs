@@ -30,7 +30,9 @@ use driftless::plan::Action;
 use driftless::render::kustomize::{Kustomize, KustomizeOptions};
 use driftless::schema::Schema;
 use driftless::source::{DirSource, GitRef, GitSource, Source};
-use driftless::verify::{danger::NoVerification, OpenPgpVerifier, SshVerifier, Verifier, VerifyMode};
+use driftless::verify::{
+    danger::NoVerification, OpenPgpVerifier, SshVerifier, Verifier, VerifyMode,
+};
 use driftless::ObjectId;
 
 const DEMO_FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet");
@@ -97,7 +99,9 @@ struct SystemClock;
 #[async_trait::async_trait]
 impl Clock for SystemClock {
     fn now(&self) -> Duration {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
     }
     async fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
@@ -105,7 +109,10 @@ impl Clock for SystemClock {
 }
 
 fn is_url(s: &str) -> bool {
-    ["file://", "http://", "https://", "ssh://"].iter().any(|p| s.starts_with(p)) || s.contains('@') && s.contains(':')
+    ["file://", "http://", "https://", "ssh://"]
+        .iter()
+        .any(|p| s.starts_with(p))
+        || s.contains('@') && s.contains(':')
 }
 
 fn open_source(location: &str, args: &Args) -> Result<Box<dyn Source>, String> {
@@ -125,13 +132,21 @@ fn verifier(args: &Args, is_git: bool) -> Result<Box<dyn Verifier>, String> {
         "head" | "HEAD" => VerifyMode::Head,
         "tag" | "Tag" => VerifyMode::Tag,
         "tag-and-head" | "TagAndHEAD" => VerifyMode::TagAndHead,
-        other => return Err(format!("--mode {other:?}: expected head, tag or tag-and-head")),
+        other => {
+            return Err(format!(
+                "--mode {other:?}: expected head, tag or tag-and-head"
+            ))
+        }
     };
     if let Some(f) = &args.allowed_signers {
-        return Ok(Box::new(SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?));
+        return Ok(Box::new(
+            SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?,
+        ));
     }
     if let Some(d) = &args.openpgp_keys {
-        return Ok(Box::new(OpenPgpVerifier::from_dir(d, mode).map_err(|e| e.to_string())?));
+        return Ok(Box::new(
+            OpenPgpVerifier::from_dir(d, mode).map_err(|e| e.to_string())?,
+        ));
     }
     if is_git && !args.insecure_skip_verify {
         return Err(
@@ -152,7 +167,10 @@ fn print_text(report: &FleetReport) {
             .or(r.last_attempted_revision.as_deref())
             .unwrap_or("-");
         let ready = if r.ready { "True" } else { "False" };
-        println!("► Kustomization/{} {revision} Ready={ready} {}: {}", r.key, r.reason, r.message);
+        println!(
+            "► Kustomization/{} {revision} Ready={ready} {}: {}",
+            r.key, r.reason, r.message
+        );
         for e in &r.changes.entries {
             println!("{e}");
             for d in &e.drift {
@@ -178,14 +196,19 @@ async fn run(args: Args) -> Result<bool, String> {
     let root_verifier = verifier(&args, is_url(&repo))?;
     let mut extra: Vec<(ObjectId, Box<dyn Source>)> = Vec::new();
     for m in &args.local_sources {
-        let (subject, location) = m
-            .split_once('=')
-            .ok_or_else(|| format!("--local-sources {m:?}: expected Kind/ns/name=<folder or URL>"))?;
+        let (subject, location) = m.split_once('=').ok_or_else(|| {
+            format!("--local-sources {m:?}: expected Kind/ns/name=<folder or URL>")
+        })?;
         let parts: Vec<&str> = subject.split('/').collect();
         let [kind, ns, name] = parts.as_slice() else {
-            return Err(format!("--local-sources {m:?}: expected Kind/ns/name=<folder or URL>"));
+            return Err(format!(
+                "--local-sources {m:?}: expected Kind/ns/name=<folder or URL>"
+            ));
         };
-        extra.push((ObjectId::new("source.toolkit.fluxcd.io", kind, ns, name), open_source(location, &args)?));
+        extra.push((
+            ObjectId::new("source.toolkit.fluxcd.io", kind, ns, name),
+            open_source(location, &args)?,
+        ));
     }
     let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
     let renderer = Kustomize::new(KustomizeOptions {
@@ -194,7 +217,12 @@ async fn run(args: Args) -> Result<bool, String> {
     });
     let options = FleetOptions {
         cluster_path: args.path.clone(),
-        max_timeout: args.timeout.as_deref().map(parse_duration).transpose().map_err(|e| format!("--timeout: {e}"))?,
+        max_timeout: args
+            .timeout
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| format!("--timeout: {e}"))?,
         dry_run: args.dry_run,
         allow_prune: !args.no_prune,
         ..FleetOptions::default()
@@ -232,10 +260,16 @@ async fn run(args: Args) -> Result<bool, String> {
     let report = ctx.reconcile(&options).await.map_err(|e| e.to_string())?;
     match args.output {
         Output::Text => print_text(&report),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        ),
     }
     for r in report.results.iter().filter(|r| !r.ready) {
-        eprintln!("Kustomization/{} not ready: {}: {}", r.key, r.reason, r.message);
+        eprintln!(
+            "Kustomization/{} not ready: {}: {}",
+            r.key, r.reason, r.message
+        );
     }
     Ok(report.all_ready())
 }
