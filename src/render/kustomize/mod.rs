@@ -15,7 +15,7 @@
 //! assert_eq!(out.objects[0].name(), "p-c");
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 
@@ -396,8 +396,14 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn add(&self, acc: &mut Acc, r: Res) -> Result<(), RenderError> {
-        if let Some(o) = acc.res.iter().find(|o| same_cur_id(o, &r)) {
+    fn add(&self, acc: &mut Acc, ids: &mut HashSet<String>, r: Res) -> Result<(), RenderError> {
+        if !ids.insert(id_key(&r)) {
+            let Some(o) = acc.res.iter().find(|o| same_cur_id(o, &r)) else {
+                return Err(RenderError::new(
+                    &r.file,
+                    format!("duplicate id {}", r.id_string()),
+                ));
+            };
             return Err(RenderError::new(
                 &r.file,
                 format!(
@@ -458,6 +464,7 @@ impl<'a> Builder<'a> {
             openapi::load(self, dir, file, oa)?;
         }
         // resources and bases
+        let mut ids: HashSet<String> = acc.res.iter().map(id_key).collect();
         for entry in k.resources.iter().chain(k.bases.iter()) {
             if is_remote(entry) {
                 return Err(RenderError::new(
@@ -470,7 +477,7 @@ impl<'a> Builder<'a> {
             if self.tree.is_dir(&p) {
                 let (sub, _) = self.build_dir(&p, false)?;
                 for r in sub.res {
-                    self.add(acc, r)?;
+                    self.add(acc, &mut ids, r)?;
                 }
                 acc.vars.extend(sub.vars);
                 acc.refs.extend(sub.refs);
@@ -484,7 +491,7 @@ impl<'a> Builder<'a> {
                     }
                 })?;
                 for r in rs {
-                    self.add(acc, r)?;
+                    self.add(acc, &mut ids, r)?;
                 }
             }
         }
@@ -764,6 +771,23 @@ impl<'a> Builder<'a> {
             warnings: self.warnings,
         })
     }
+}
+
+/// The current id as one string (group, version, kind, namespace, name).
+fn id_key(r: &Res) -> String {
+    let ns = if r.namespace().is_empty() {
+        "default"
+    } else {
+        r.namespace()
+    };
+    format!(
+        "{}|{}|{}|{}|{}",
+        r.group(),
+        r.version(),
+        r.kind(),
+        ns,
+        r.name()
+    )
 }
 
 fn same_cur_id(a: &Res, b: &Res) -> bool {

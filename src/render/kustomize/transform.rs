@@ -79,10 +79,8 @@ pub(crate) fn set_map_entries(
             if !fs.applies(r) {
                 continue;
             }
-            let file = r.file.clone();
-            let subject = r.subject();
-            let field = fs.path.join(".");
-            visit(
+            let mut bad = false;
+            visit::<()>(
                 &mut r.value,
                 &fs.path,
                 if fs.create { Some(&empty) } else { None },
@@ -91,16 +89,21 @@ pub(crate) fn set_map_entries(
                         *v = Value::Object(Map::new());
                     }
                     let Some(m) = v.as_object_mut() else {
-                        return Err(RenderError::new(file.clone(), "expected a map")
-                            .with_object(subject.clone())
-                            .with_field(field.clone()));
+                        bad = true;
+                        return Err(());
                     };
                     for (k, val) in pairs {
                         m.insert(k.clone(), Value::String(val.clone()));
                     }
                     Ok(())
                 },
-            )?;
+            )
+            .ok();
+            if bad {
+                return Err(RenderError::new(r.file.clone(), "expected a map")
+                    .with_object(r.subject())
+                    .with_field(fs.path.join(".")));
+            }
         }
     }
     Ok(())
