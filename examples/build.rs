@@ -57,8 +57,12 @@ fn main() -> ExitCode {
             for w in &out.warnings {
                 eprintln!("# Warning: {w}");
             }
-            let values: Vec<&serde_json::Value> = out.objects.iter().map(|o| o.value()).collect();
-            print!("{}", driftless::yaml::to_multi_doc(values));
+            print!(
+                "{}",
+                driftless::render::kustomize::emit::documents(
+                    out.objects.iter().map(|o| o.value())
+                )
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -27,6 +27,7 @@ use crate::verify::Verified;
 use crate::yaml::YamlLimits;
 
 mod config;
+pub mod emit;
 mod fieldspec;
 mod generate;
 pub mod model;
