@@ -633,7 +633,7 @@ impl<'a> Builder<'a> {
                 o.kind() == r.kind()
                     && o.group() == r.group()
                     && o.names.iter().any(|n| n == r.name())
-                    && resource::ns_eq(o.namespace(), r.namespace())
+                    && (r.namespace().is_empty() || resource::ns_eq(o.namespace(), r.namespace()))
             })
             .map(|(i, _)| i)
             .collect();
@@ -866,7 +866,13 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let t = tree(&[("k/kustomization.yaml", "resources: [cm.yaml]\nnamePrefx: x\n"), ("k/cm.yaml", CM)]);
+        let t = tree(&[
+            (
+                "k/kustomization.yaml",
+                "resources: [cm.yaml]\nnamePrefx: x\n",
+            ),
+            ("k/cm.yaml", CM),
+        ]);
         let e = build(&t, "k", &KustomizeOptions::default()).unwrap_err();
         assert_eq!(e.file, "k/kustomization.yaml");
         assert_eq!(e.field.as_deref(), Some("namePrefx"));
@@ -876,7 +882,10 @@ mod tests {
     fn invalid_yaml_names_file_and_line() {
         let t = tree(&[
             ("k/kustomization.yaml", "resources: [bad.yaml]\n"),
-            ("k/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n"),
+            (
+                "k/bad.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n",
+            ),
         ]);
         let e = build(&t, "k", &KustomizeOptions::default()).unwrap_err();
         assert!(e.file.starts_with("k/bad.yaml:"), "{e}");
@@ -885,7 +894,10 @@ mod tests {
     #[test]
     fn remote_resources_are_refused() {
         for mode in [KustomizeOptions::default(), KustomizeOptions::flux()] {
-            let t = tree(&[("k/kustomization.yaml", "resources:\n- https://github.com/x/y//deploy?ref=v1\n")]);
+            let t = tree(&[(
+                "k/kustomization.yaml",
+                "resources:\n- https://github.com/x/y//deploy?ref=v1\n",
+            )]);
             let e = build(&t, "k", &mode).unwrap_err();
             assert!(e.message.contains("remote resource"), "{e}");
             assert_eq!(e.field.as_deref(), Some("resources"));
@@ -896,9 +908,13 @@ mod tests {
     fn paths_and_symlinks_leaving_the_tree_are_errors() {
         for mode in [KustomizeOptions::default(), KustomizeOptions::flux()] {
             let t = tree(&[("k/kustomization.yaml", "resources: [../../etc/passwd]\n")]);
-            assert!(build(&t, "k", &mode).unwrap_err().message.contains("leaves the source root"));
+            assert!(build(&t, "k", &mode)
+                .unwrap_err()
+                .message
+                .contains("leaves the source root"));
             let mut t = tree(&[("k/kustomization.yaml", "resources: [link.yaml]\n")]);
-            t.insert_symlink("k/link.yaml", "../../outside.yaml").unwrap();
+            t.insert_symlink("k/link.yaml", "../../outside.yaml")
+                .unwrap();
             let e = build(&t, "k", &mode).unwrap_err();
             assert!(e.message.contains("outside the source root"), "{e}");
         }
@@ -917,9 +933,15 @@ mod tests {
     #[test]
     fn legacy_fields_warn_not_print() {
         let t = tree(&[
-            ("k/kustomization.yaml", "resources: [cm.yaml]\npatchesStrategicMerge:\n- p.yaml\n"),
+            (
+                "k/kustomization.yaml",
+                "resources: [cm.yaml]\npatchesStrategicMerge:\n- p.yaml\n",
+            ),
             ("k/cm.yaml", CM),
-            ("k/p.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata: {a: b}\n"),
+            (
+                "k/p.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata: {a: b}\n",
+            ),
         ]);
         let out = build(&t, "k", &KustomizeOptions::default()).unwrap();
         assert_eq!(out.warnings.len(), 1);
@@ -929,8 +951,12 @@ mod tests {
 
     #[test]
     fn overlay_is_layered_on_top() {
-        let t = tree(&[("k/kustomization.yaml", "resources: [cm.yaml]\n"), ("k/cm.yaml", CM)]);
-        let ov = parse_kustomization("overlay", "namespace: flux-system\nnamePrefix: o-\n").unwrap();
+        let t = tree(&[
+            ("k/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("k/cm.yaml", CM),
+        ]);
+        let ov =
+            parse_kustomization("overlay", "namespace: flux-system\nnamePrefix: o-\n").unwrap();
         let out = build_with_overlay(&t, "k", Some(&ov), &KustomizeOptions::default()).unwrap();
         assert_eq!(out.objects[0].name(), "o-c");
         assert_eq!(out.objects[0].namespace(), "flux-system");
@@ -941,9 +967,15 @@ mod tests {
         let t = tree(&[
             ("apps/a.yaml", CM),
             ("apps/notes.yaml", "just: values\n"),
-            ("apps/sub/kustomization.yaml", "resources: [x.yaml]\nnamePrefix: s-\n"),
+            (
+                "apps/sub/kustomization.yaml",
+                "resources: [x.yaml]\nnamePrefix: s-\n",
+            ),
             ("apps/sub/x.yaml", CM),
-            ("apps/deep/more/y.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: y\n"),
+            (
+                "apps/deep/more/y.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: y\n",
+            ),
         ]);
         assert!(build(&t, "apps", &KustomizeOptions::default()).is_err());
         let out = build(&t, "apps", &KustomizeOptions::flux()).unwrap();

@@ -74,8 +74,13 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
     #[allow(clippy::needless_range_loop)]
     for i in 0..res.len() {
         let kind_rules = by_kind.get(res[i].kind()).cloned().unwrap_or_default();
+        let (rk, rg, rv) = (
+            res[i].kind().to_string(),
+            res[i].group().to_string(),
+            res[i].version().to_string(),
+        );
         for nr in kind_rules.into_iter().chain(any_kind.iter().copied()) {
-            if !nr.fs.applies(&res[i]) {
+            if !nr.fs.applies_to(&rk, &rg, &rv) {
                 continue;
             }
             let Some(by_name) = index.get(nr.kind.as_str()) else {

@@ -198,16 +198,20 @@ fn merge_list(
             .and_then(Value::as_str)
             == Some("replace")
     });
+    let keyed = matches!(strategy, Some(ListStrategy::MergeByKey(_)));
     let dest_items = match dest {
         Some(Value::Array(d)) if !replace => d,
-        _ => return Ok(Some(clean_items(items, cursor, path)?)),
+        // a new keyed list is walked item by item; any other list is
+        // copied as written, directives and nulls included (kyaml does so)
+        _ if keyed => return Ok(Some(clean_items(items, cursor, path)?)),
+        _ => return Ok(Some(items.to_vec())),
     };
     match strategy {
         Some(ListStrategy::MergeByKey(k)) => {
             let all_maps =
                 items.iter().all(|i| i.is_object()) && dest_items.iter().all(|i| i.is_object());
             if !all_maps {
-                return Ok(Some(clean_items(items, cursor, path)?));
+                return Ok(Some(items.to_vec()));
             }
             merge_keyed(dest_items, items, k, cursor, path).map(Some)
         }
@@ -224,7 +228,7 @@ fn merge_list(
             }
             Ok(Some(out))
         }
-        _ => Ok(Some(clean_items(items, cursor, path)?)),
+        _ => Ok(Some(items.to_vec())),
     }
 }
 
