@@ -23,7 +23,7 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kustomize")
 }
 
-fn kubectl(dir: &Path) -> Result<Vec<Value>, String> {
+fn kubectl(dir: &Path) -> Result<(Vec<Value>, String), String> {
     let out = Command::new("kubectl")
         .arg("kustomize")
         .arg(dir)
@@ -32,9 +32,10 @@ fn kubectl(dir: &Path) -> Result<Vec<Value>, String> {
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    driftless::yaml::load_documents("kubectl", &text, &Default::default())
-        .map_err(|e| format!("cannot parse kubectl output: {e}"))
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let docs = driftless::yaml::load_documents("kubectl", &text, &Default::default())
+        .map_err(|e| format!("cannot parse kubectl output: {e}"))?;
+    Ok((docs, text))
 }
 
 fn ours(dir: &Path, flux: bool) -> Result<Vec<Value>, String> {
@@ -107,7 +108,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn oracle(case: &Path, flux: bool) -> Result<Vec<Value>, String> {
+fn oracle(case: &Path, flux: bool) -> Result<(Vec<Value>, String), String> {
     if !flux || has_kustomization(case) {
         return kubectl(case);
     }
@@ -132,9 +133,19 @@ fn check(case: &Path) -> Option<String> {
     let want = oracle(case, flux);
     let got = ours(case, flux);
     match (want, got) {
-        (Ok(w), Ok(g)) => {
+        (Ok((w, text)), Ok(g)) => {
             if w == g {
-                None
+                // the printed form too, as `examples/build.rs` prints it
+                let ours = driftless::render::kustomize::emit::documents(g.iter());
+                if ours == text {
+                    None
+                } else {
+                    let diff = similar::TextDiff::from_lines(&text, &ours)
+                        .unified_diff()
+                        .header("kubectl", "driftless")
+                        .to_string();
+                    Some(format!("{name}: same objects, printed differently\n{diff}"))
+                }
             } else {
                 let ws = driftless::yaml::to_multi_doc(w.iter());
                 let gs = driftless::yaml::to_multi_doc(g.iter());

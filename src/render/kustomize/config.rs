@@ -430,8 +430,10 @@ pub(crate) fn name_refs() -> Vec<NameRef> {
             k,
         );
     }
+    // kustomize's table spells this group `networking.k8s.io/v1`, which no
+    // object has, so ingressClassName is never fixed up; we keep that.
     add(
-        "networking.k8s.io",
+        "networking.k8s.io/v1",
         "IngressClass",
         "spec/ingressClassName",
         "",

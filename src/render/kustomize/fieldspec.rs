@@ -78,9 +78,14 @@ impl Fs {
     }
 
     pub fn applies(&self, r: &Res) -> bool {
-        self.kind.as_deref().is_none_or(|k| k == r.kind())
-            && self.group.as_deref().is_none_or(|g| g == r.group())
-            && self.version.as_deref().is_none_or(|v| v == r.version())
+        self.applies_to(r.kind(), r.group(), r.version())
+    }
+
+    /// Like [`Fs::applies`] with the kind, group and version at hand.
+    pub fn applies_to(&self, kind: &str, group: &str, version: &str) -> bool {
+        self.kind.as_deref().is_none_or(|k| k == kind)
+            && self.group.as_deref().is_none_or(|g| g == group)
+            && self.version.as_deref().is_none_or(|v| v == version)
     }
 }
 

@@ -15,7 +15,7 @@
 //! assert_eq!(out.objects[0].name(), "p-c");
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 
@@ -27,6 +27,7 @@ use crate::verify::Verified;
 use crate::yaml::YamlLimits;
 
 mod config;
+pub mod emit;
 mod fieldspec;
 mod generate;
 pub mod model;
@@ -396,8 +397,14 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn add(&self, acc: &mut Acc, r: Res) -> Result<(), RenderError> {
-        if let Some(o) = acc.res.iter().find(|o| same_cur_id(o, &r)) {
+    fn add(&self, acc: &mut Acc, ids: &mut HashSet<String>, r: Res) -> Result<(), RenderError> {
+        if !ids.insert(id_key(&r)) {
+            let Some(o) = acc.res.iter().find(|o| same_cur_id(o, &r)) else {
+                return Err(RenderError::new(
+                    &r.file,
+                    format!("duplicate id {}", r.id_string()),
+                ));
+            };
             return Err(RenderError::new(
                 &r.file,
                 format!(
@@ -458,6 +465,7 @@ impl<'a> Builder<'a> {
             openapi::load(self, dir, file, oa)?;
         }
         // resources and bases
+        let mut ids: HashSet<String> = acc.res.iter().map(id_key).collect();
         for entry in k.resources.iter().chain(k.bases.iter()) {
             if is_remote(entry) {
                 return Err(RenderError::new(
@@ -470,7 +478,7 @@ impl<'a> Builder<'a> {
             if self.tree.is_dir(&p) {
                 let (sub, _) = self.build_dir(&p, false)?;
                 for r in sub.res {
-                    self.add(acc, r)?;
+                    self.add(acc, &mut ids, r)?;
                 }
                 acc.vars.extend(sub.vars);
                 acc.refs.extend(sub.refs);
@@ -484,7 +492,7 @@ impl<'a> Builder<'a> {
                     }
                 })?;
                 for r in rs {
-                    self.add(acc, r)?;
+                    self.add(acc, &mut ids, r)?;
                 }
             }
         }
@@ -625,7 +633,7 @@ impl<'a> Builder<'a> {
                 o.kind() == r.kind()
                     && o.group() == r.group()
                     && o.names.iter().any(|n| n == r.name())
-                    && resource::ns_eq(o.namespace(), r.namespace())
+                    && (r.namespace().is_empty() || resource::ns_eq(o.namespace(), r.namespace()))
             })
             .map(|(i, _)| i)
             .collect();
@@ -766,6 +774,23 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The current id as one string (group, version, kind, namespace, name).
+fn id_key(r: &Res) -> String {
+    let ns = if r.namespace().is_empty() {
+        "default"
+    } else {
+        r.namespace()
+    };
+    format!(
+        "{}|{}|{}|{}|{}",
+        r.group(),
+        r.version(),
+        r.kind(),
+        ns,
+        r.name()
+    )
+}
+
 fn same_cur_id(a: &Res, b: &Res) -> bool {
     a.kind() == b.kind()
         && a.group() == b.group()
@@ -823,4 +848,138 @@ pub fn parse_kustomization(file: &str, text: &str) -> Result<Kustomization, Rend
         }
         err
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> Tree {
+        let mut t = Tree::new();
+        for (p, c) in files {
+            t.insert_file(p, c.as_bytes().to_vec()).unwrap();
+        }
+        t
+    }
+
+    const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+
+    #[test]
+    fn unknown_field_is_named() {
+        let t = tree(&[
+            (
+                "k/kustomization.yaml",
+                "resources: [cm.yaml]\nnamePrefx: x\n",
+            ),
+            ("k/cm.yaml", CM),
+        ]);
+        let e = build(&t, "k", &KustomizeOptions::default()).unwrap_err();
+        assert_eq!(e.file, "k/kustomization.yaml");
+        assert_eq!(e.field.as_deref(), Some("namePrefx"));
+    }
+
+    #[test]
+    fn invalid_yaml_names_file_and_line() {
+        let t = tree(&[
+            ("k/kustomization.yaml", "resources: [bad.yaml]\n"),
+            (
+                "k/bad.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n",
+            ),
+        ]);
+        let e = build(&t, "k", &KustomizeOptions::default()).unwrap_err();
+        assert!(e.file.starts_with("k/bad.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn remote_resources_are_refused() {
+        for mode in [KustomizeOptions::default(), KustomizeOptions::flux()] {
+            let t = tree(&[(
+                "k/kustomization.yaml",
+                "resources:\n- https://github.com/x/y//deploy?ref=v1\n",
+            )]);
+            let e = build(&t, "k", &mode).unwrap_err();
+            assert!(e.message.contains("remote resource"), "{e}");
+            assert_eq!(e.field.as_deref(), Some("resources"));
+        }
+    }
+
+    #[test]
+    fn paths_and_symlinks_leaving_the_tree_are_errors() {
+        for mode in [KustomizeOptions::default(), KustomizeOptions::flux()] {
+            let t = tree(&[("k/kustomization.yaml", "resources: [../../etc/passwd]\n")]);
+            assert!(build(&t, "k", &mode)
+                .unwrap_err()
+                .message
+                .contains("leaves the source root"));
+            let mut t = tree(&[("k/kustomization.yaml", "resources: [link.yaml]\n")]);
+            t.insert_symlink("k/link.yaml", "../../outside.yaml")
+                .unwrap();
+            let e = build(&t, "k", &mode).unwrap_err();
+            assert!(e.message.contains("outside the source root"), "{e}");
+        }
+    }
+
+    #[test]
+    fn cycle_is_an_error() {
+        let t = tree(&[
+            ("a/kustomization.yaml", "resources: [../b]\n"),
+            ("b/kustomization.yaml", "resources: [../a]\n"),
+        ]);
+        let e = build(&t, "a", &KustomizeOptions::default()).unwrap_err();
+        assert!(e.message.contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn legacy_fields_warn_not_print() {
+        let t = tree(&[
+            (
+                "k/kustomization.yaml",
+                "resources: [cm.yaml]\npatchesStrategicMerge:\n- p.yaml\n",
+            ),
+            ("k/cm.yaml", CM),
+            (
+                "k/p.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata: {a: b}\n",
+            ),
+        ]);
+        let out = build(&t, "k", &KustomizeOptions::default()).unwrap();
+        assert_eq!(out.warnings.len(), 1);
+        assert!(out.warnings[0].contains("patchesStrategicMerge"));
+        assert_eq!(out.objects[0].pointer("/data/a").unwrap(), "b");
+    }
+
+    #[test]
+    fn overlay_is_layered_on_top() {
+        let t = tree(&[
+            ("k/kustomization.yaml", "resources: [cm.yaml]\n"),
+            ("k/cm.yaml", CM),
+        ]);
+        let ov =
+            parse_kustomization("overlay", "namespace: flux-system\nnamePrefix: o-\n").unwrap();
+        let out = build_with_overlay(&t, "k", Some(&ov), &KustomizeOptions::default()).unwrap();
+        assert_eq!(out.objects[0].name(), "o-c");
+        assert_eq!(out.objects[0].namespace(), "flux-system");
+    }
+
+    #[test]
+    fn flux_generates_a_kustomization() {
+        let t = tree(&[
+            ("apps/a.yaml", CM),
+            ("apps/notes.yaml", "just: values\n"),
+            (
+                "apps/sub/kustomization.yaml",
+                "resources: [x.yaml]\nnamePrefix: s-\n",
+            ),
+            ("apps/sub/x.yaml", CM),
+            (
+                "apps/deep/more/y.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: y\n",
+            ),
+        ]);
+        assert!(build(&t, "apps", &KustomizeOptions::default()).is_err());
+        let out = build(&t, "apps", &KustomizeOptions::flux()).unwrap();
+        let names: Vec<&str> = out.objects.iter().map(|o| o.name()).collect();
+        assert_eq!(names, ["c", "s-c", "y"]);
+    }
 }

@@ -2,7 +2,7 @@
 //! that refers to a renamed object is updated, as kustomize's
 //! nameReference transformer does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
@@ -62,10 +62,25 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
                 .push((g.as_str(), t));
         }
     }
+    // Rules by referrer kind (`None` kind: any).
+    let mut by_kind: HashMap<&str, Vec<&NameRef>> = HashMap::new();
+    let mut any_kind: Vec<&NameRef> = Vec::new();
+    for nr in refs {
+        match nr.fs.kind.as_deref() {
+            Some(k) => by_kind.entry(k).or_default().push(nr),
+            None => any_kind.push(nr),
+        }
+    }
     #[allow(clippy::needless_range_loop)]
     for i in 0..res.len() {
-        for nr in refs {
-            if !nr.fs.applies(&res[i]) {
+        let kind_rules = by_kind.get(res[i].kind()).cloned().unwrap_or_default();
+        let (rk, rg, rv) = (
+            res[i].kind().to_string(),
+            res[i].group().to_string(),
+            res[i].version().to_string(),
+        );
+        for nr in kind_rules.into_iter().chain(any_kind.iter().copied()) {
+            if !nr.fs.applies_to(&rk, &rg, &rv) {
                 continue;
             }
             let Some(by_name) = index.get(nr.kind.as_str()) else {
@@ -75,8 +90,22 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
             let referrer_cluster = !schema.is_namespaced(res[i].group(), res[i].kind());
             let referrer_prefixes = res[i].prefixes.clone();
             let referrer_suffixes = res[i].suffixes.clone();
-            let subject = res[i].subject();
             let file = res[i].file.clone();
+            let subject_of = {
+                let r = &res[i];
+                (
+                    r.kind().to_string(),
+                    r.namespace().to_string(),
+                    r.name().to_string(),
+                )
+            };
+            let subject = || {
+                if subject_of.1.is_empty() {
+                    format!("{}/{}", subject_of.0, subject_of.2)
+                } else {
+                    format!("{}/{}/{}", subject_of.0, subject_of.1, subject_of.2)
+                }
+            };
             let self_idx = i;
             let path = nr.fs.path.clone();
             let kind = nr.kind.clone();
@@ -125,7 +154,7 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
                                 file.clone(),
                                 format!("found multiple possible referrals for {kind} {name}"),
                             )
-                            .with_object(subject.clone())
+                            .with_object(subject())
                             .with_field(path.join(".")))
                         }
                     }

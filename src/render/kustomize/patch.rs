@@ -250,7 +250,7 @@ fn smp_one(
             o.insert("apiVersion".into(), Value::String(av));
         }
     }
-    let mut res = acc.res[i].clone();
+    let res = &mut acc.res[i];
     res.value = v;
     {
         let md = res.metadata_mut();
@@ -270,7 +270,6 @@ fn smp_one(
     if newname != name {
         res.set_name(&newname);
     }
-    acc.res[i] = res;
     Ok(true)
 }
 

@@ -24,6 +24,35 @@ pub(crate) fn namespace(res: &mut [Res], ns: &str, schema: &Schema) {
             // kustomize renames Namespace objects to the namespace
             r.set_name(ns);
         }
+        if g == "apiregistration.k8s.io" && k == "APIService" {
+            let nsv = Value::String(ns.to_string());
+            let path = [
+                "spec".to_string(),
+                "service".to_string(),
+                "namespace".to_string(),
+            ];
+            let _ = visit::<()>(&mut r.value, &path, Some(&nsv), &mut |v: &mut Value| {
+                *v = Value::String(ns.to_string());
+                Ok(())
+            });
+        }
+        if g == "apiextensions.k8s.io" && k == "CustomResourceDefinition" {
+            let path: Vec<String> = [
+                "spec",
+                "conversion",
+                "webhook",
+                "clientConfig",
+                "service",
+                "namespace",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let _ = visit::<()>(&mut r.value, &path, None, &mut |v: &mut Value| {
+                *v = Value::String(ns.to_string());
+                Ok(())
+            });
+        }
         if k == "RoleBinding" || k == "ClusterRoleBinding" {
             if let Some(Value::Array(subjects)) = r.value.get_mut("subjects") {
                 for s in subjects {
@@ -75,14 +104,17 @@ pub(crate) fn set_map_entries(
     }
     let empty = Value::Object(Map::new());
     for r in res.iter_mut() {
+        let (kind, group, version) = (
+            r.kind().to_string(),
+            r.group().to_string(),
+            r.version().to_string(),
+        );
         for fs in specs {
-            if !fs.applies(r) {
+            if !fs.applies_to(&kind, &group, &version) {
                 continue;
             }
-            let file = r.file.clone();
-            let subject = r.subject();
-            let field = fs.path.join(".");
-            visit(
+            let mut bad = false;
+            visit::<()>(
                 &mut r.value,
                 &fs.path,
                 if fs.create { Some(&empty) } else { None },
@@ -91,16 +123,21 @@ pub(crate) fn set_map_entries(
                         *v = Value::Object(Map::new());
                     }
                     let Some(m) = v.as_object_mut() else {
-                        return Err(RenderError::new(file.clone(), "expected a map")
-                            .with_object(subject.clone())
-                            .with_field(field.clone()));
+                        bad = true;
+                        return Err(());
                     };
                     for (k, val) in pairs {
                         m.insert(k.clone(), Value::String(val.clone()));
                     }
                     Ok(())
                 },
-            )?;
+            )
+            .ok();
+            if bad {
+                return Err(RenderError::new(r.file.clone(), "expected a map")
+                    .with_object(r.subject())
+                    .with_field(fs.path.join(".")));
+            }
         }
     }
     Ok(())

@@ -45,6 +45,18 @@ pub fn strategic_merge(
     kind: &str,
 ) -> Result<Option<Value>, MergeError> {
     let cursor = schema.cursor(group, kind);
+    merge_value(Some(target.clone()), patch, cursor, "")
+}
+
+/// Like [`strategic_merge`], but consumes the target (no copy is made).
+pub fn strategic_merge_owned(
+    target: Value,
+    patch: &Value,
+    schema: &MergeSchema,
+    group: &str,
+    kind: &str,
+) -> Result<Option<Value>, MergeError> {
+    let cursor = schema.cursor(group, kind);
     merge_value(Some(target), patch, cursor, "")
 }
 
@@ -52,7 +64,7 @@ pub fn strategic_merge(
 /// JSON merge patch that also honours `$patch` directives.
 pub fn merge_patch(target: &Value, patch: &Value) -> Result<Option<Value>, MergeError> {
     let schema = MergeSchema::default();
-    merge_value(Some(target), patch, SchemaCursor::none(&schema), "")
+    merge_value(Some(target.clone()), patch, SchemaCursor::none(&schema), "")
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -82,7 +94,7 @@ fn directive<'a>(m: &'a Map<String, Value>, path: &str) -> Result<Option<&'a str
 
 /// Merges `patch` into `dest` (absent when `None`). `None` result: delete.
 fn merge_value(
-    dest: Option<&Value>,
+    dest: Option<Value>,
     patch: &Value,
     cursor: SchemaCursor<'_>,
     path: &str,
@@ -108,7 +120,7 @@ fn merge_value(
                 _ => {}
             }
             let mut out = match dest {
-                Some(Value::Object(dm)) => dm.clone(),
+                Some(Value::Object(dm)) => dm,
                 _ => Map::new(),
             };
             for (k, pv) in pm {
@@ -117,11 +129,10 @@ fn merge_value(
                 }
                 let (list, c) = cursor.field(k);
                 let p = join(path, k);
+                let cur = out.remove(k);
                 let merged = match pv {
-                    Value::Array(items) => {
-                        merge_list(out.get(k), items, list, c, &p)?.map(Value::Array)
-                    }
-                    _ => merge_value(out.get(k), pv, c, &p)?,
+                    Value::Array(items) => merge_list(cur, items, list, c, &p)?.map(Value::Array),
+                    _ => merge_value(cur, pv, c, &p)?,
                 };
                 match merged {
                     Some(v) => {
@@ -174,7 +185,7 @@ fn clean_items(
 }
 
 fn merge_list(
-    dest: Option<&Value>,
+    dest: Option<Value>,
     items: &[Value],
     strategy: Option<&ListStrategy>,
     cursor: SchemaCursor<'_>,
@@ -187,16 +198,20 @@ fn merge_list(
             .and_then(Value::as_str)
             == Some("replace")
     });
+    let keyed = matches!(strategy, Some(ListStrategy::MergeByKey(_)));
     let dest_items = match dest {
-        Some(Value::Array(d)) if !replace => d.as_slice(),
-        _ => return Ok(Some(clean_items(items, cursor, path)?)),
+        Some(Value::Array(d)) if !replace => d,
+        // a new keyed list is walked item by item; any other list is
+        // copied as written, directives and nulls included (kyaml does so)
+        _ if keyed => return Ok(Some(clean_items(items, cursor, path)?)),
+        _ => return Ok(Some(items.to_vec())),
     };
     match strategy {
         Some(ListStrategy::MergeByKey(k)) => {
             let all_maps =
                 items.iter().all(|i| i.is_object()) && dest_items.iter().all(|i| i.is_object());
             if !all_maps {
-                return Ok(Some(clean_items(items, cursor, path)?));
+                return Ok(Some(items.to_vec()));
             }
             merge_keyed(dest_items, items, k, cursor, path).map(Some)
         }
@@ -213,12 +228,12 @@ fn merge_list(
             }
             Ok(Some(out))
         }
-        _ => Ok(Some(clean_items(items, cursor, path)?)),
+        _ => Ok(Some(items.to_vec())),
     }
 }
 
 fn merge_keyed(
-    dest: &[Value],
+    dest: Vec<Value>,
     patch: &[Value],
     key: &str,
     cursor: SchemaCursor<'_>,
@@ -234,21 +249,24 @@ fn merge_keyed(
             None => {}
         }
     }
+    // dest items by key (first wins, like a lookup would)
+    let mut by_key: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
     for it in dest {
-        if it.get(key).and_then(scalar_key).is_none() {
-            keyless.push(it.clone());
+        match it.get(key).and_then(scalar_key) {
+            Some(k) => {
+                by_key.entry(k).or_insert(it);
+            }
+            None => keyless.push(it),
         }
     }
     let mut out = Vec::with_capacity(order.len() + keyless.len());
     for k in &order {
-        let d = dest
-            .iter()
-            .find(|i| i.get(key).and_then(scalar_key).as_deref() == Some(k.as_str()));
+        let d = by_key.remove(k);
         let p = patch
             .iter()
             .find(|i| i.get(key).and_then(scalar_key).as_deref() == Some(k.as_str()));
         match (d, p) {
-            (Some(d), None) => out.push(d.clone()),
+            (Some(d), None) => out.push(d),
             (d, Some(p)) => {
                 if let Some(v) = merge_value(d, p, cursor, path)? {
                     out.push(v);

@@ -1,0 +1,38 @@
+//! Render throughput on the workload: a production overlay over a
+//! base of apps (Deployment, Service, ConfigMap each), at 4,000 and 400
+//! resources, to check the time and its linear growth.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use driftless::render::kustomize::{build, KustomizeOptions};
+use driftless::source::Tree;
+
+#[path = "tree.rs"]
+mod tree;
+
+fn make_tree(apps: usize) -> Tree {
+    let mut t = Tree::new();
+    for (p, c) in tree::files(apps) {
+        t.insert_file(&p, c.into_bytes()).expect("valid path");
+    }
+    t
+}
+
+fn bench(c: &mut Criterion) {
+    let opts = KustomizeOptions::default();
+    let mut g = c.benchmark_group("kustomize_build");
+    g.sample_size(10);
+    for apps in [133usize, 1333] {
+        let t = make_tree(apps);
+        let n = build(&t, "production", &opts)
+            .expect("builds")
+            .objects
+            .len();
+        g.bench_with_input(BenchmarkId::new("resources", n), &t, |b, t| {
+            b.iter(|| build(t, "production", &opts).expect("builds"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
