@@ -31,7 +31,17 @@ fn bench(c: &mut Criterion) {
     }
     s.commit(&repo, &[], "ten thousand files");
     let bare = s.path().join("srv/repo.git");
-    git(s.path(), &s.home(), &["clone", "-q", "--bare", repo.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(
+        s.path(),
+        &s.home(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            repo.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
     let file_url = format!("file://{}", bare.display());
     let main = GitRef::branch("main");
 
@@ -39,13 +49,17 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(8));
 
     // no-op over file://
-    let src = GitSource::new(&file_url).unwrap().with_cache_dir(s.path().join("cache-file"));
+    let src = GitSource::new(&file_url)
+        .unwrap()
+        .with_cache_dir(s.path().join("cache-file"));
     block(src.fetch(&main)).unwrap();
     g.bench_function("noop/file", |b| b.iter(|| block(src.fetch(&main)).unwrap()));
 
     // no-op over local http
     let server = HttpServer::start(bare.parent().unwrap(), HttpAuth::None);
-    let src = GitSource::new(&server.url("repo.git")).unwrap().with_cache_dir(s.path().join("cache-http"));
+    let src = GitSource::new(&server.url("repo.git"))
+        .unwrap()
+        .with_cache_dir(s.path().join("cache-http"));
     block(src.fetch(&main)).unwrap();
     g.bench_function("noop/http", |b| b.iter(|| block(src.fetch(&main)).unwrap()));
     g.finish();
@@ -62,9 +76,20 @@ fn bench(c: &mut Criterion) {
     let n = std::sync::atomic::AtomicUsize::new(0);
     g.bench_function("git-clone-depth1/file", |b| {
         b.iter(|| {
-            let dest = s.path().join(format!("clone{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+            let dest = s.path().join(format!(
+                "clone{}",
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
             let out = Command::new("git")
-                .args(["-c", "advice.detachedHead=false", "clone", "-q", "--depth", "1", &file_url])
+                .args([
+                    "-c",
+                    "advice.detachedHead=false",
+                    "clone",
+                    "-q",
+                    "--depth",
+                    "1",
+                    &file_url,
+                ])
                 .arg(&dest)
                 .env("HOME", s.home())
                 .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -76,7 +101,10 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("git-clone-depth1-bare/file", |b| {
         b.iter(|| {
-            let dest = s.path().join(format!("bare{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+            let dest = s.path().join(format!(
+                "bare{}",
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
             let out = Command::new("git")
                 .args(["clone", "-q", "--bare", "--depth", "1", &file_url])
                 .arg(&dest)
