@@ -11,7 +11,11 @@
 //!   commit is also the one of the last snapshot, the tree is not read again.
 //! - The tree is read straight from the object database: symlinks become
 //!   [`Entry::Symlink`], submodules are skipped, `.sourceignore` applies.
-//! - Credentials never appear in errors, logs, revisions or `Debug` output.
+//! - Credentials never appear in errors, logs, revisions or `Debug` output,
+//!   and are never sent over plain `http://` (that is refused), nor taken
+//!   from a URL (`https://user:password@...` is refused).
+//! - The gix work is blocking I/O run on the calling task; hosts with an
+//!   async runtime may call [`GitSource::fetch_blocking`] on a blocking thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -236,10 +240,9 @@ impl GitSource {
         out
     }
 
-    fn transport_err(&self, what: &str, e: impl std::fmt::Display) -> SourceError {
-        // Walk the alternate form which includes the chain of causes.
+    fn transport_err(&self, what: &str, e: impl std::error::Error) -> SourceError {
         SourceError::Transport {
-            message: self.scrub(format!("{what} {}: {e:#}", self.url)),
+            message: self.scrub(format!("{what} {}: {}", self.url, error_chain(&e))),
             retryable: true,
         }
     }
@@ -876,6 +879,25 @@ impl GitSource {
         }
         Ok(())
     }
+}
+
+/// An error and its causes, `: `-separated, without repeats.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cur = e.source();
+    let mut depth = 0;
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if parts.last() != Some(&m) {
+            parts.push(m);
+        }
+        cur = c.source();
+        depth += 1;
+        if depth > 16 {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// Splits a commit object into the signed payload and the `gpgsig` signature,
