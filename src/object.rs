@@ -169,7 +169,13 @@ impl Object {
 
     /// `metadata` as a map (created when absent).
     pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
-        let root = self.value.as_object_mut().expect("checked in Object::new");
+        if !self.value.is_object() {
+            // only reachable when a caller replaced the whole value through value_mut
+            self.value = Value::Object(Map::new());
+        }
+        let Value::Object(root) = &mut self.value else {
+            unreachable!("made an object above")
+        };
         let md = root
             .entry("metadata")
             .or_insert_with(|| Value::Object(Map::new()));
