@@ -10,7 +10,7 @@
 //!   whose target commit is already in the cache transfers no pack; when the
 //!   commit is also the one of the last snapshot, the tree is not read again.
 //! - The tree is read straight from the object database: symlinks become
-//!   [`Entry::Symlink`], submodules are skipped, `.sourceignore` applies.
+//!   [`Entry::Symlink`](super::Entry::Symlink), submodules are skipped, `.sourceignore` applies.
 //! - Credentials never appear in errors, logs, revisions or `Debug` output,
 //!   and are never sent over plain `http://` (that is refused), nor taken
 //!   from a URL (`https://user:password@...` is refused).
