@@ -213,6 +213,16 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // stop the gpg-agent that signing started for this GNUPGHOME
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", &self.sign_home)
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
