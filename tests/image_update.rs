@@ -12,6 +12,8 @@ use driftless::image::automation::{
     Automation, AutomationError, CommitSigner, CommitTime, Outcome, SshSigner,
 };
 use driftless::image::{resolve, FileTags, ImageObjects, LatestImage, MemoryTags};
+use driftless::source::{GitRef, GitSource, Source};
+use driftless::verify::{SshVerifier, Verified, VerifyError, VerifyMode};
 use futures::executor::block_on;
 
 const BOT_EMAIL: &str = "fluxcdbot@users.noreply.github.com";
@@ -292,6 +294,34 @@ fn seed_app1_updates_to_newest_patch_signed_one_line_and_idempotent() {
         !v.status.success(),
         "verify-commit must refuse an unknown key"
     );
+
+    // Our own verifier agrees: a fleet whose GitRepository has `verify: head`
+    // accepts the bot's commit from the push branch, and refuses it under
+    // another trust set.
+    let source = GitSource::new(&url).expect("source");
+    let snapshot = block_on(source.fetch(&GitRef::branch("flux-image-updates")))
+        .expect("fetch the push branch");
+    assert_eq!(snapshot.revision.to_string(), pushed.revision);
+    let trusted = SshVerifier::from_allowed_signers(
+        &format!("{BOT_EMAIL} namespaces=\"git\" {public}\n"),
+        "allowed_signers",
+        VerifyMode::Head,
+    )
+    .expect("allowed signers");
+    let verified =
+        Verified::check(snapshot.clone(), &trusted).expect("our verifier accepts the bot's commit");
+    assert_eq!(verified.verdict().principal, BOT_EMAIL);
+    assert!(verified.verdict().fingerprint.starts_with("SHA256:"));
+    let untrusted = SshVerifier::from_allowed_signers(
+        &format!("{BOT_EMAIL} namespaces=\"git\" {other}\n"),
+        "allowed_signers",
+        VerifyMode::Head,
+    )
+    .expect("allowed signers");
+    assert!(matches!(
+        Verified::check(snapshot, &untrusted),
+        Err(VerifyError::UntrustedKey { .. })
+    ));
 
     // A second run with the same tags: no commit, no push.
     let again = a
