@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use driftless::render::kustomize::{build, KustomizeOptions};
 use driftless::source::Tree;
 
-#[path = "tree.rs"]
+#[path = "support/tree.rs"]
 mod tree;
 
 fn make_tree(apps: usize) -> Tree {

@@ -1,7 +1,7 @@
 //! Writes the benchmark tree to disk:
 //! `cargo run --example bench_tree -- <out-dir> [apps]`.
 
-#[path = "../benches/tree.rs"]
+#[path = "../benches/support/tree.rs"]
 mod tree;
 
 fn main() -> std::io::Result<()> {

@@ -3,7 +3,7 @@
 //! - an empty patch is the identity;
 //! - the result never depends on the order of map keys in the YAML input.
 
-use driftless::render::merge::strategic_merge;
+use driftless::render::merge::{strategic_merge, strategic_merge_kubernetes};
 use driftless::schema::merge::MergeSchema;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -135,6 +135,16 @@ proptest! {
         let kind = if known { "Deployment" } else { "Custom" };
         let once = apply(&base, &patch, &s, kind);
         let twice = once.as_ref().and_then(|o| apply(o, &patch, &s, kind));
+        prop_assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn kubernetes_flavour_applying_twice_equals_once(base in object(), patch in object()) {
+        let s = MergeSchema::kubernetes();
+        let once = strategic_merge_kubernetes(&base, &patch, &s, "apps", "Deployment").unwrap();
+        let twice = once
+            .as_ref()
+            .and_then(|o| strategic_merge_kubernetes(o, &patch, &s, "apps", "Deployment").unwrap());
         prop_assert_eq!(once, twice);
     }
 

@@ -963,6 +963,29 @@ mod tests {
     }
 
     #[test]
+    fn renders_through_the_renderer_trait() {
+        use crate::object::Revision;
+        use crate::verify::danger::NoVerification;
+        let t = tree(&[
+            (
+                "k/kustomization.yaml",
+                "resources: [cm.yaml]\nnamespace: x\n",
+            ),
+            ("k/cm.yaml", CM),
+        ]);
+        let snap = Snapshot {
+            revision: Revision::commit("0123456789abcdef0123456789abcdef01234567"),
+            commit: None,
+            tag: None,
+            tree: t,
+        };
+        let verified = Verified::check(snap, &NoVerification).unwrap();
+        let r: &dyn Renderer = &Kustomize::default();
+        let out = r.render(&verified, "k").unwrap();
+        assert_eq!(out.objects[0].namespace(), "x");
+    }
+
+    #[test]
     fn flux_generates_a_kustomization() {
         let t = tree(&[
             ("apps/a.yaml", CM),

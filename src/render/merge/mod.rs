@@ -45,7 +45,7 @@ pub fn strategic_merge(
     kind: &str,
 ) -> Result<Option<Value>, MergeError> {
     let cursor = schema.cursor(group, kind);
-    merge_value(Some(target.clone()), patch, cursor, "")
+    merge_value(Some(target.clone()), patch, cursor, "", Mode::Kustomize)
 }
 
 /// Like [`strategic_merge`], but consumes the target (no copy is made).
@@ -57,14 +57,48 @@ pub fn strategic_merge_owned(
     kind: &str,
 ) -> Result<Option<Value>, MergeError> {
     let cursor = schema.cursor(group, kind);
-    merge_value(Some(target), patch, cursor, "")
+    merge_value(Some(target), patch, cursor, "", Mode::Kustomize)
+}
+
+/// Which strategic merge flavour to follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// kustomize v5 (kyaml `merge2`): new list items first, the directives
+    /// `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` kept
+    /// as plain fields.
+    Kustomize,
+    /// The Kubernetes API server: new list items last, and those three
+    /// directives interpreted.
+    Kubernetes,
+}
+
+/// Applies a strategic merge patch with the Kubernetes API server's
+/// semantics (as `kubectl patch --type strategic` does): merge keys from
+/// `schema`, new list items appended, and `$setElementOrder/<list>`,
+/// `$retainKeys` and `$deleteFromPrimitiveList/<list>` interpreted.
+/// Returns `None` when the patch deletes the object.
+pub fn strategic_merge_kubernetes(
+    target: &Value,
+    patch: &Value,
+    schema: &MergeSchema,
+    group: &str,
+    kind: &str,
+) -> Result<Option<Value>, MergeError> {
+    let cursor = schema.cursor(group, kind);
+    merge_value(Some(target.clone()), patch, cursor, "", Mode::Kubernetes)
 }
 
 /// Applies a strategic merge patch to `target` with no schema, i.e. as a
 /// JSON merge patch that also honours `$patch` directives.
 pub fn merge_patch(target: &Value, patch: &Value) -> Result<Option<Value>, MergeError> {
     let schema = MergeSchema::default();
-    merge_value(Some(target.clone()), patch, SchemaCursor::none(&schema), "")
+    merge_value(
+        Some(target.clone()),
+        patch,
+        SchemaCursor::none(&schema),
+        "",
+        Mode::Kustomize,
+    )
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -98,6 +132,7 @@ fn merge_value(
     patch: &Value,
     cursor: SchemaCursor<'_>,
     path: &str,
+    mode: Mode,
 ) -> Result<Option<Value>, MergeError> {
     match patch {
         Value::Null => Ok(None),
@@ -111,7 +146,7 @@ fn merge_value(
                             continue;
                         }
                         let (_, c) = cursor.field(k);
-                        if let Some(v) = merge_value(None, v, c, &join(path, k))? {
+                        if let Some(v) = merge_value(None, v, c, &join(path, k), mode)? {
                             out.insert(k.clone(), v);
                         }
                     }
@@ -127,12 +162,21 @@ fn merge_value(
                 if k == "$patch" {
                     continue;
                 }
+                if mode == Mode::Kubernetes
+                    && (k == "$retainKeys"
+                        || k.starts_with("$setElementOrder/")
+                        || k.starts_with("$deleteFromPrimitiveList/"))
+                {
+                    continue;
+                }
                 let (list, c) = cursor.field(k);
                 let p = join(path, k);
                 let cur = out.remove(k);
                 let merged = match pv {
-                    Value::Array(items) => merge_list(cur, items, list, c, &p)?.map(Value::Array),
-                    _ => merge_value(cur, pv, c, &p)?,
+                    Value::Array(items) => {
+                        merge_list(cur, items, list, c, &p, mode)?.map(Value::Array)
+                    }
+                    _ => merge_value(cur, pv, c, &p, mode)?,
                 };
                 match merged {
                     Some(v) => {
@@ -143,10 +187,13 @@ fn merge_value(
                     }
                 }
             }
+            if mode == Mode::Kubernetes {
+                kubernetes_directives(pm, &mut out, cursor);
+            }
             Ok(Some(Value::Object(out)))
         }
         Value::Array(items) => {
-            merge_list(dest, items, None, cursor, path).map(|o| o.map(Value::Array))
+            merge_list(dest, items, None, cursor, path, mode).map(|o| o.map(Value::Array))
         }
         scalar => Ok(Some(scalar.clone())),
     }
@@ -165,6 +212,7 @@ fn clean_items(
     items: &[Value],
     cursor: SchemaCursor<'_>,
     path: &str,
+    mode: Mode,
 ) -> Result<Vec<Value>, MergeError> {
     let mut out = Vec::with_capacity(items.len());
     for it in items {
@@ -173,11 +221,11 @@ fn clean_items(
                 if directive(m, path)?.is_some() && m.len() == 1 {
                     continue;
                 }
-                if let Some(v) = merge_value(None, it, cursor, path)? {
+                if let Some(v) = merge_value(None, it, cursor, path, mode)? {
                     out.push(v);
                 }
             }
-            Value::Array(inner) => out.push(Value::Array(clean_items(inner, cursor, path)?)),
+            Value::Array(inner) => out.push(Value::Array(clean_items(inner, cursor, path, mode)?)),
             other => out.push(other.clone()),
         }
     }
@@ -190,6 +238,7 @@ fn merge_list(
     strategy: Option<&ListStrategy>,
     cursor: SchemaCursor<'_>,
     path: &str,
+    mode: Mode,
 ) -> Result<Option<Vec<Value>>, MergeError> {
     // `- $patch: replace` anywhere in the list replaces it with the rest.
     let replace = items.iter().any(|i| {
@@ -203,7 +252,16 @@ fn merge_list(
         Some(Value::Array(d)) if !replace => d,
         // a new keyed list is walked item by item; any other list is
         // copied as written, directives and nulls included (kyaml does so)
-        _ if keyed => return Ok(Some(clean_items(items, cursor, path)?)),
+        _ if keyed => return Ok(Some(clean_items(items, cursor, path, mode)?)),
+        _ if matches!(strategy, Some(ListStrategy::MergePrimitives)) => {
+            let mut out: Vec<Value> = Vec::new();
+            for v in items {
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+            return Ok(Some(out));
+        }
         _ => return Ok(Some(items.to_vec())),
     };
     match strategy {
@@ -213,15 +271,16 @@ fn merge_list(
             if !all_maps {
                 return Ok(Some(items.to_vec()));
             }
-            merge_keyed(dest_items, items, k, cursor, path).map(Some)
+            merge_keyed(dest_items, items, k, cursor, path, mode).map(Some)
         }
         Some(ListStrategy::MergePrimitives) => {
             let mut out: Vec<Value> = Vec::new();
-            for v in items.iter().chain(dest_items.iter()) {
-                if v.is_object() {
-                    // `$patch` items inside primitive lists are dropped
-                    continue;
-                }
+            let ordered: Vec<&Value> = if mode == Mode::Kubernetes {
+                dest_items.iter().chain(items.iter()).collect()
+            } else {
+                items.iter().chain(dest_items.iter()).collect()
+            };
+            for v in ordered {
                 if !out.contains(v) {
                     out.push(v.clone());
                 }
@@ -238,11 +297,17 @@ fn merge_keyed(
     key: &str,
     cursor: SchemaCursor<'_>,
     path: &str,
+    mode: Mode,
 ) -> Result<Vec<Value>, MergeError> {
     // Order: the patch's keys first, in patch order, then the rest of dest.
     let mut order: Vec<String> = Vec::new();
     let mut keyless: Vec<Value> = Vec::new();
-    for it in patch.iter().chain(dest.iter()) {
+    let ordered: Vec<&Value> = if mode == Mode::Kubernetes {
+        dest.iter().chain(patch.iter()).collect()
+    } else {
+        patch.iter().chain(dest.iter()).collect()
+    };
+    for it in ordered {
         match it.get(key).and_then(scalar_key) {
             Some(k) if !order.contains(&k) => order.push(k),
             Some(_) => {}
@@ -268,7 +333,7 @@ fn merge_keyed(
         match (d, p) {
             (Some(d), None) => out.push(d),
             (d, Some(p)) => {
-                if let Some(v) = merge_value(d, p, cursor, path)? {
+                if let Some(v) = merge_value(d, p, cursor, path, mode)? {
                     out.push(v);
                 }
             }
@@ -283,13 +348,65 @@ fn merge_keyed(
                     continue;
                 }
             }
-            if let Some(v) = merge_value(None, it, cursor, path)? {
+            if let Some(v) = merge_value(None, it, cursor, path, mode)? {
                 out.push(v);
             }
         }
     }
     out.extend(keyless);
     Ok(out)
+}
+
+/// `$retainKeys`, `$setElementOrder/<list>` and
+/// `$deleteFromPrimitiveList/<list>` of one patch map, applied to its merge
+/// result.
+fn kubernetes_directives(
+    pm: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+    cursor: SchemaCursor<'_>,
+) {
+    for (k, v) in pm {
+        if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(list)), Value::Array(del)) = (out.get_mut(field), v) {
+                list.retain(|x| !del.contains(x));
+            }
+        }
+    }
+    for (k, v) in pm {
+        let Some(field) = k.strip_prefix("$setElementOrder/") else {
+            continue;
+        };
+        let Value::Array(order) = v else { continue };
+        let key = match cursor.field(field).0 {
+            Some(ListStrategy::MergeByKey(k)) => Some(k.clone()),
+            _ => None,
+        };
+        let ident = |x: &Value| -> Option<String> {
+            match &key {
+                Some(k) => x.get(k).and_then(scalar_key),
+                None => scalar_key(x),
+            }
+        };
+        let wanted: Vec<String> = order.iter().filter_map(ident).collect();
+        if let Some(Value::Array(list)) = out.get_mut(field) {
+            let mut items = std::mem::take(list);
+            let mut sorted = Vec::with_capacity(items.len());
+            for w in &wanted {
+                if let Some(pos) = items
+                    .iter()
+                    .position(|x| ident(x).as_deref() == Some(w.as_str()))
+                {
+                    sorted.push(items.remove(pos));
+                }
+            }
+            sorted.extend(items);
+            *list = sorted;
+        }
+    }
+    if let Some(Value::Array(keep)) = pm.get("$retainKeys") {
+        let keep: Vec<&str> = keep.iter().filter_map(Value::as_str).collect();
+        out.retain(|k, _| keep.contains(&k.as_str()));
+    }
 }
 
 /// Applies a JSON 6902 patch (a list of operations) to `target`.
@@ -349,6 +466,41 @@ mod tests {
         assert_eq!(out, json!({"spec": {"containers": [{"name": "b"}]}}));
         let gone = strategic_merge(&base, &json!({"$patch": "delete"}), &s, "", "Pod").unwrap();
         assert!(gone.is_none());
+    }
+
+    #[test]
+    fn kubernetes_flavour_interprets_directives() {
+        let s = MergeSchema::kubernetes();
+        let base = json!({"metadata": {"finalizers": ["a", "b", "c"]},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}],
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}});
+        let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]},
+            "spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "b"}, {"name": "a"}],
+                     "containers": [{"name": "c"}],
+                     "strategy": {"$retainKeys": ["type"], "type": "Recreate"}}});
+        let out = strategic_merge_kubernetes(&base, &patch, &s, "", "Pod")
+            .unwrap()
+            .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["a", "c"]));
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "c"}, {"name": "b"}, {"name": "a"}])
+        );
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        // new items go last without an explicit order
+        let out = strategic_merge_kubernetes(
+            &base,
+            &json!({"spec": {"containers": [{"name": "z"}]}}),
+            &s,
+            "",
+            "Pod",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "a"}, {"name": "b"}, {"name": "z"}])
+        );
     }
 
     #[test]
