@@ -12,6 +12,9 @@
 use serde_json::{Map, Value};
 
 use crate::flux::KustomizationSpec;
+use crate::render::kustomize::{
+    flux_generated_resources, KustomizeOptions, KUSTOMIZATION_FILE_NAMES,
+};
 use crate::render::RenderError;
 use crate::source::{join_path, Tree};
 use crate::yaml;
@@ -33,59 +36,10 @@ fn kustomization_file(tree: &Tree, dir: &str) -> Option<String> {
         .find(|p| tree.is_file(p))
 }
 
-fn is_manifest(tree: &Tree, path: &str) -> bool {
-    let Ok(bytes) = tree.read(path) else {
-        return false;
-    };
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return false;
-    };
-    match yaml::load_documents(path, text, &yaml::YamlLimits::default()) {
-        Ok(docs) => {
-            !docs.is_empty()
-                && docs
-                    .iter()
-                    .all(|d| d.get("apiVersion").is_some() && d.get("kind").is_some())
-        }
-        Err(_) => false,
-    }
-}
-
-fn collect(tree: &Tree, root: &str, dir: &str, out: &mut Vec<String>) -> Result<(), RenderError> {
-    let entries = tree
-        .list_dir(dir)
-        .map_err(|e| RenderError::new(dir, e.to_string()))?;
-    for (name, is_dir) in entries {
-        let path = if dir.is_empty() {
-            name.clone()
-        } else {
-            format!("{dir}/{name}")
-        };
-        let rel = path
-            .strip_prefix(root)
-            .map(|p| p.trim_start_matches('/'))
-            .unwrap_or(&path)
-            .to_string();
-        if is_dir {
-            if name.starts_with('.') {
-                continue;
-            }
-            if kustomization_file(tree, &path).is_some() {
-                out.push(rel);
-            } else {
-                collect(tree, root, &path, out)?;
-            }
-        } else if (name.ends_with(".yaml") || name.ends_with(".yml")) && is_manifest(tree, &path) {
-            out.push(rel);
-        }
-    }
-    Ok(())
-}
-
-/// The kustomization Flux generates for a folder without one.
+/// The kustomization Flux generates for a folder without one (see
+/// [`flux_generated_resources`]).
 pub fn generate_kustomization(tree: &Tree, dir: &str) -> Result<Value, RenderError> {
-    let mut resources = Vec::new();
-    collect(tree, dir, dir, &mut resources)?;
+    let resources = flux_generated_resources(tree, dir, &KustomizeOptions::flux())?;
     let mut m = Map::new();
     m.insert(
         "apiVersion".into(),
@@ -181,7 +135,7 @@ pub fn apply_overlay(
     );
     let mut out = tree.clone();
     // the generated file replaces any other spelling of the file name
-    for f in KUSTOMIZATION_FILES {
+    for f in KUSTOMIZATION_FILE_NAMES {
         let p = if dir.is_empty() {
             f.to_string()
         } else {

@@ -136,6 +136,27 @@ pub fn build_with_overlay(
     b.finish(acc, &top)
 }
 
+/// The `resources` of the kustomization Flux's kustomize-controller
+/// generates for folder `dir` when it has none: every YAML file holding
+/// Kubernetes objects, every subfolder with its own kustomization file as a
+/// single entry, other subfolders searched recursively. Paths are relative
+/// to `dir`, in tree order.
+pub fn flux_generated_resources(
+    tree: &Tree,
+    dir: &str,
+    options: &KustomizeOptions,
+) -> Result<Vec<String>, RenderError> {
+    let root = join_path("", dir).map_err(|e| RenderError::new(dir, e.to_string()))?;
+    let b = Builder {
+        tree,
+        opts: options,
+        warnings: Vec::new(),
+        stack: Vec::new(),
+        schema: options.schema.clone(),
+    };
+    Ok(b.flux_generate(&root)?.resources)
+}
+
 /// What a kustomization build has gathered.
 #[derive(Default)]
 struct Acc {
