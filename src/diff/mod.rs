@@ -375,6 +375,8 @@ impl Walker<'_> {
 /// sorted by path: fields Git sets that differ live, and fields the manager
 /// applied before that Git no longer sets.
 pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<FieldChange> {
+    let folded = fold_string_data(desired);
+    let desired = folded.as_ref().unwrap_or(desired);
     let mut out = Vec::new();
     let mut w = Walker {
         path: String::new(),
@@ -400,6 +402,41 @@ pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     out
+}
+
+/// A v1 Secret's `stringData` folded into `data` (base64), as the API
+/// server stores it and as Flux normalizes Secrets before comparing; `None`
+/// when `desired` is not a Secret with `stringData`. `stringData` wins over
+/// `data` on a shared key, as on the server.
+pub fn fold_string_data(desired: &Object) -> Option<Object> {
+    use base64::Engine;
+    if desired.kind() != "Secret" || desired.api_version() != "v1" {
+        return None;
+    }
+    let mut v = desired.value().clone();
+    let root = v.as_object_mut()?;
+    let Some(Value::Object(string_data)) = root.remove("stringData") else {
+        return None;
+    };
+    let data = root
+        .entry("data")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    if let Value::Object(data) = data {
+        for (k, s) in string_data {
+            let text = match s {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            data.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
+    Object::new(v).ok()
 }
 
 /// The fields of `desired` covered by immutable-field rules whose values
@@ -497,6 +534,23 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].path, ".data.old");
         assert_eq!(d[0].desired, None);
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_data() {
+        use crate::apply::{Applier, ApplyOptions, MemoryCluster};
+        let secret = obj(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "default"}, "stringData": {"password": "hunter2"}}));
+        let cluster = MemoryCluster::new();
+        let live =
+            futures::executor::block_on(cluster.apply(&secret, &ApplyOptions::default())).unwrap();
+        assert_eq!(live.value()["data"]["password"], "aHVudGVyMg==");
+        assert_eq!(diff_object(&secret, &live, "kustomize-controller"), vec![]);
+        let changed = obj(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "default"}, "stringData": {"password": "other"}}));
+        let d = diff_object(&changed, &live, "kustomize-controller");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].path, ".data.password");
     }
 
     /// The embedded cluster keys port items by `containerPort`/`port` and
