@@ -577,24 +577,43 @@ mod tests {
         let one_c = json!([{"containerPort": 80}]);
         let both_s = json!([{"port": 80, "targetPort": 8080}, {"port": 443, "targetPort": 8443}]);
         let one_s = json!([{"port": 80, "targetPort": 8080}]);
-        let live_d = futures::executor::block_on(cluster.apply(&deploy(both_c.clone()), &opts)).unwrap();
-        let live_s = futures::executor::block_on(cluster.apply(&service(both_s.clone()), &opts)).unwrap();
+        let live_d =
+            futures::executor::block_on(cluster.apply(&deploy(both_c.clone()), &opts)).unwrap();
+        let live_s =
+            futures::executor::block_on(cluster.apply(&service(both_s.clone()), &opts)).unwrap();
         let key = live_d.value().to_string();
-        assert!(key.contains(r#"k:{\"containerPort\":443,\"protocol\":\"TCP\"}"#), "{key}");
+        assert!(
+            key.contains(r#"k:{\"containerPort\":443,\"protocol\":\"TCP\"}"#),
+            "{key}"
+        );
         // unchanged: no drift in either direction
-        assert_eq!(diff_object(&deploy(both_c), &live_d, "kustomize-controller"), vec![]);
-        assert_eq!(diff_object(&service(both_s), &live_s, "kustomize-controller"), vec![]);
+        assert_eq!(
+            diff_object(&deploy(both_c), &live_d, "kustomize-controller"),
+            vec![]
+        );
+        assert_eq!(
+            diff_object(&service(both_s), &live_s, "kustomize-controller"),
+            vec![]
+        );
         // a dropped port is drift, reported as a removal of that item
         let d = diff_object(&deploy(one_c), &live_d, "kustomize-controller");
         let paths: Vec<&str> = d.iter().map(|c| c.path.as_str()).collect();
         assert!(
-            paths.contains(&".spec.template.spec.containers[name=web].ports[containerPort=443,protocol=TCP]"),
+            paths.contains(
+                &".spec.template.spec.containers[name=web].ports[containerPort=443,protocol=TCP]"
+            ),
             "{paths:?}"
         );
-        assert!(!paths.iter().any(|p| p.contains("containerPort=80,")), "{paths:?}");
+        assert!(
+            !paths.iter().any(|p| p.contains("containerPort=80,")),
+            "{paths:?}"
+        );
         let d = diff_object(&service(one_s), &live_s, "kustomize-controller");
         let paths: Vec<&str> = d.iter().map(|c| c.path.as_str()).collect();
-        assert!(paths.contains(&".spec.ports[port=443,protocol=TCP]"), "{paths:?}");
+        assert!(
+            paths.contains(&".spec.ports[port=443,protocol=TCP]"),
+            "{paths:?}"
+        );
         assert!(!paths.iter().any(|p| p.contains("port=80,")), "{paths:?}");
         // a UDP key never matches a port item without protocol (TCP)
         let want: Map<String, Value> =

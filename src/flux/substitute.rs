@@ -376,9 +376,11 @@ mod tests {
         assert_eq!(out[0].value()["data"]["a"], "prod");
         assert_eq!(out[0].value()["data"]["b"], "");
         // string-only maps keep strings; other fields take the YAML type
-        let mixed = Object::new(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        let mixed = Object::new(
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "d", "namespace": "n", "labels": {"n": "${n:=2}"}},
-            "spec": {"replicas": "${n:=2}"}}))
+            "spec": {"replicas": "${n:=2}"}}),
+        )
         .unwrap();
         let out = substitute_objects(vec![mixed], &vars(), true).unwrap();
         assert_eq!(out[0].value()["metadata"]["labels"]["n"], "2");
