@@ -67,31 +67,31 @@ fn target_profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The path of an example binary, built on first use.
-///
-/// `cargo test` builds the examples before it runs the tests, so they are
-/// normally there. When only this test target was built (e.g. `cargo test
-/// --test pipeline`), the example is built here with `cargo build
-/// --example`, into the same target folder.
+/// The path of an example binary, (re)built once per test process with
+/// `cargo build --example <name>` into the same target folder, so the
+/// binary is never stale (a no-op when `cargo test` already built it).
 pub fn example(name: &str) -> PathBuf {
     let path = target_profile_dir()
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !path.is_file() {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let target = target_profile_dir()
             .parent()
             .expect("target folder")
             .to_path_buf();
-        let status = Command::new(cargo)
-            .args(["build", "--example", name])
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("CARGO_TARGET_DIR", target)
-            .status()
-            .expect("cargo runs");
+            .env("CARGO_TARGET_DIR", target);
+        if target_profile_dir().file_name().and_then(|n| n.to_str()) == Some("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
         assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_string());
     }
     assert!(path.is_file(), "{} was not built", path.display());
     path
