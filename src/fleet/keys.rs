@@ -138,3 +138,70 @@ impl VerifierFactory for KeysFromSecret {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn repo() -> GitRepository {
+        GitRepository::parse(
+            &Object::new(
+                json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                "spec": {"url": "ssh://git@example.org/x", "interval": "1m",
+                    "verify": {"mode": "HEAD", "secretRef": {"name": "keys"}}}}),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn secret(data: serde_json::Value) -> Object {
+        Object::new(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "keys", "namespace": "flux-system"}, "stringData": data}))
+        .unwrap()
+    }
+
+    fn err(data: serde_json::Value) -> String {
+        match KeysFromSecret::new().verifier(&repo(), &secret(data)) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn refuses_secrets_without_usable_keys_naming_them() {
+        assert_eq!(
+            err(json!({})),
+            "Secret/flux-system/keys: no trusted keys (expected armored OpenPGP public keys or SSH allowed signers)"
+        );
+        assert_eq!(
+            err(json!({"a": "  "})),
+            "Secret/flux-system/keys: entry \"a\" is empty"
+        );
+        let mixed = err(
+            json!({"a.asc": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n", "b": "x ssh-ed25519 AAAA"}),
+        );
+        assert!(
+            mixed.contains("mixes OpenPGP keys (a.asc) and SSH allowed signers (b)"),
+            "{mixed}"
+        );
+        let bad = err(json!({"allowed_signers": "not a signer line"}));
+        assert!(
+            bad.contains("Secret/flux-system/keys/allowed_signers"),
+            "{bad}"
+        );
+        let bad = Object::new(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "keys", "namespace": "flux-system"}, "data": {"k": "%%%"}}))
+        .unwrap();
+        let e = match KeysFromSecret::new().verifier(&repo(), &bad) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e,
+        };
+        assert!(
+            e.starts_with("Secret/flux-system/keys: data.k: not valid base64"),
+            "{e}"
+        );
+    }
+}
