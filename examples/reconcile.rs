@@ -16,6 +16,12 @@
 //! with the field diff under configured objects, and a last line
 //! `N created, N configured, N unchanged, N deleted, N skipped`.
 //! Exit code 0 when every Kustomization is Ready, 1 otherwise or on error.
+//!
+//! Verification: `--allowed-signers` or `--openpgp-keys` check every revision
+//! with those keys; `--insecure-skip-verify` checks none. Otherwise each
+//! GitRepository's `spec.verify` decides, with the trusted keys read from the
+//! Secret it names in the embedded cluster (`KeysFromSecret`); a
+//! GitRepository without `spec.verify` is not checked, as in Flux.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +30,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 use driftless::apply::MemoryCluster;
-use driftless::fleet::{Clock, FleetContext, FleetOptions, FleetReport, NoEvents, SourceBinding};
+use driftless::fleet::{
+    Clock, FleetContext, FleetOptions, FleetReport, KeysFromSecret, NoEvents, SourceBinding,
+};
 use driftless::flux::parse_duration;
 use driftless::plan::Action;
 use driftless::render::kustomize::{Kustomize, KustomizeOptions};
@@ -127,7 +135,10 @@ fn open_source(location: &str, args: &Args) -> Result<Box<dyn Source>, String> {
     }
 }
 
-fn verifier(args: &Args, is_git: bool) -> Result<Box<dyn Verifier>, String> {
+/// The verifier the command line asks for; `None` leaves it to each
+/// GitRepository's `spec.verify` (keys from the Secret it names, see
+/// `KeysFromSecret`).
+fn verifier(args: &Args) -> Result<Option<Box<dyn Verifier>>, String> {
     let mode = match args.mode.as_str() {
         "head" | "HEAD" => VerifyMode::Head,
         "tag" | "Tag" => VerifyMode::Tag,
@@ -139,23 +150,19 @@ fn verifier(args: &Args, is_git: bool) -> Result<Box<dyn Verifier>, String> {
         }
     };
     if let Some(f) = &args.allowed_signers {
-        return Ok(Box::new(
+        return Ok(Some(Box::new(
             SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?,
-        ));
+        )));
     }
     if let Some(d) = &args.openpgp_keys {
-        return Ok(Box::new(
+        return Ok(Some(Box::new(
             OpenPgpVerifier::from_dir(d, mode).map_err(|e| e.to_string())?,
-        ));
+        )));
     }
-    if is_git && !args.insecure_skip_verify {
-        return Err(
-            "refusing to reconcile an unverified revision: pass --allowed-signers or --openpgp-keys (or --insecure-skip-verify)"
-                .to_string(),
-        );
+    if args.insecure_skip_verify {
+        return Ok(Some(Box::new(NoVerification)));
     }
-    // a plain folder carries no signature to check
-    Ok(Box::new(NoVerification))
+    Ok(None)
 }
 
 fn print_text(report: &FleetReport) {
@@ -193,7 +200,10 @@ fn print_text(report: &FleetReport) {
 async fn run(args: Args) -> Result<bool, String> {
     let repo = args.repo.clone().unwrap_or_else(|| DEMO_FLEET.to_string());
     let root_source = open_source(&repo, &args)?;
-    let root_verifier = verifier(&args, is_url(&repo))?;
+    let root_verifier = verifier(&args)?;
+    if !is_url(&repo) && !std::path::Path::new(&repo).is_dir() {
+        return Err(format!("--repo {repo}: no such folder"));
+    }
     let mut extra: Vec<(ObjectId, Box<dyn Source>)> = Vec::new();
     for m in &args.local_sources {
         let (subject, location) = m.split_once('=').ok_or_else(|| {
@@ -234,7 +244,7 @@ async fn run(args: Args) -> Result<bool, String> {
         SourceBinding {
             source: root_source.as_ref(),
             reference: reference.clone(),
-            verifier: Some(root_verifier.as_ref()),
+            verifier: root_verifier.as_deref(),
         },
     );
     for (id, s) in &extra {
@@ -243,13 +253,14 @@ async fn run(args: Args) -> Result<bool, String> {
             SourceBinding {
                 source: s.as_ref(),
                 reference: reference.clone(),
-                verifier: Some(root_verifier.as_ref()),
+                verifier: root_verifier.as_deref(),
             },
         );
     }
+    let keys = KeysFromSecret::new();
     let ctx = FleetContext {
         sources,
-        verifiers: None,
+        verifiers: Some(&keys),
         renderer: &renderer,
         applier: &cluster,
         clock: &SystemClock,

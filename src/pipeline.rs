@@ -167,8 +167,10 @@ pub enum ReconcileError {
     DryRun(ApplyError),
     /// A real apply or delete failed midway. `done` lists what was carried
     /// out before it; the recorded inventory still covers every object.
-    #[error("apply failed: {error}")]
+    #[error("apply failed: {}", with_subject(subject, error))]
     Apply {
+        /// `Kind/ns/name` of the object being written (or `inventory <owner>`).
+        subject: String,
         /// The failing call.
         error: ApplyError,
         /// What was done before the failure.
@@ -176,13 +178,25 @@ pub enum ReconcileError {
     },
     /// Deleting a pruned object failed. Everything else was applied; the
     /// recorded inventory still covers every object.
-    #[error("prune failed: {error}")]
+    #[error("prune failed: {}", with_subject(subject, error))]
     Prune {
+        /// `Kind/ns/name` of the object being deleted.
+        subject: String,
         /// The failing call.
         error: ApplyError,
         /// What was done before the failure.
         done: ChangeSet,
     },
+}
+
+/// The error's message, led by `subject` unless it already names it.
+fn with_subject(subject: &str, error: &ApplyError) -> String {
+    let message = error.to_string();
+    if subject.is_empty() || message.starts_with(subject) {
+        message
+    } else {
+        format!("{subject}: {message}")
+    }
 }
 
 impl ReconcileError {
@@ -371,17 +385,19 @@ impl Reconciler<'_> {
             ..apply_opts.clone()
         };
         let mut done = ChangeSet::default();
-        let fail = |error: ApplyError, done: &ChangeSet| ReconcileError::Apply {
+        let fail = |subject: String, error: ApplyError, done: &ChangeSet| ReconcileError::Apply {
+            subject,
             error,
             done: done.clone(),
         };
+        let inventory_subject = format!("inventory {}", options.owner);
         // everything that may exist after this run, recorded before any write
         let widened = previous.union(&plan.inventory);
         if !plan.is_noop() && widened != previous {
             self.applier
                 .write_inventory(&options.owner, &widened)
                 .await
-                .map_err(|e| fail(e, &done))?;
+                .map_err(|e| fail(inventory_subject.clone(), e, &done))?;
         }
         for stage in &plan.stages {
             let _s = debug_span!("apply", stage = ?stage.stage).entered();
@@ -391,7 +407,7 @@ impl Reconciler<'_> {
                     self.applier
                         .apply(obj, &apply_opts)
                         .await
-                        .map_err(|e| fail(e, &done))?;
+                        .map_err(|e| fail(c.id.subject(), e, &done))?;
                 }
             }
             for c in &stage.changes {
@@ -401,12 +417,12 @@ impl Reconciler<'_> {
                         self.applier
                             .delete(&c.id, &write_opts)
                             .await
-                            .map_err(|e| fail(e, &done))?;
+                            .map_err(|e| fail(c.id.subject(), e, &done))?;
                     }
                     self.applier
                         .apply(obj, &write_opts)
                         .await
-                        .map_err(|e| fail(e, &done))?;
+                        .map_err(|e| fail(c.id.subject(), e, &done))?;
                     info!(subject = %c.id.subject(), action = %c.action, "applied");
                 }
                 done.entries.push(entry(c));
@@ -419,6 +435,7 @@ impl Reconciler<'_> {
                     .delete(&c.id, &write_opts)
                     .await
                     .map_err(|error| ReconcileError::Prune {
+                        subject: c.id.subject(),
                         error,
                         done: done.clone(),
                     })?;
@@ -430,7 +447,7 @@ impl Reconciler<'_> {
             self.applier
                 .write_inventory(&options.owner, &plan.inventory)
                 .await
-                .map_err(|e| fail(e, &done))?;
+                .map_err(|e| fail(inventory_subject.clone(), e, &done))?;
         }
         Ok(ReconcileReport {
             revision,

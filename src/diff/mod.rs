@@ -186,12 +186,30 @@ fn covers(desired: &Value, live: &Value) -> bool {
     }
 }
 
-fn find_keyed<'v>(list: Option<&'v Value>, want: &Map<String, Value>) -> Option<&'v Value> {
-    list.and_then(Value::as_array).and_then(|items| {
-        items
+/// True when a list item has the key `want`. Port lists (`containerPort` or
+/// `port` keys) are keyed by the defaulted protocol: the API server writes
+/// `"protocol":"TCP"` into the key of an item that omits it, so a missing
+/// protocol matches `TCP`, on either side.
+fn key_matches(item: &Value, want: &Map<String, Value>) -> bool {
+    let is_port = want.contains_key("containerPort") || want.contains_key("port");
+    if !is_port {
+        return want.iter().all(|(wk, wv)| item.get(wk) == Some(wv));
+    }
+    let tcp = |v: Option<&Value>| v.is_none_or(|p| p.as_str() == Some("TCP"));
+    let same_protocol = match (want.get("protocol"), item.get("protocol")) {
+        (w, i) if tcp(w) && tcp(i) => true,
+        (w, i) => w == i,
+    };
+    same_protocol
+        && want
             .iter()
-            .find(|i| want.iter().all(|(wk, wv)| i.get(wk) == Some(wv)))
-    })
+            .filter(|(wk, _)| wk.as_str() != "protocol")
+            .all(|(wk, wv)| item.get(wk) == Some(wv))
+}
+
+fn find_keyed<'v>(list: Option<&'v Value>, want: &Map<String, Value>) -> Option<&'v Value> {
+    list.and_then(Value::as_array)
+        .and_then(|items| items.iter().find(|i| key_matches(i, want)))
 }
 
 fn find_value<'v>(list: Option<&'v Value>, want: &Value) -> Option<&'v Value> {
@@ -357,6 +375,8 @@ impl Walker<'_> {
 /// sorted by path: fields Git sets that differ live, and fields the manager
 /// applied before that Git no longer sets.
 pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<FieldChange> {
+    let folded = fold_string_data(desired);
+    let desired = folded.as_ref().unwrap_or(desired);
     let mut out = Vec::new();
     let mut w = Walker {
         path: String::new(),
@@ -382,6 +402,41 @@ pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     out
+}
+
+/// A v1 Secret's `stringData` folded into `data` (base64), as the API
+/// server stores it and as Flux normalizes Secrets before comparing; `None`
+/// when `desired` is not a Secret with `stringData`. `stringData` wins over
+/// `data` on a shared key, as on the server.
+pub fn fold_string_data(desired: &Object) -> Option<Object> {
+    use base64::Engine;
+    if desired.kind() != "Secret" || desired.api_version() != "v1" {
+        return None;
+    }
+    let mut v = desired.value().clone();
+    let root = v.as_object_mut()?;
+    let Some(Value::Object(string_data)) = root.remove("stringData") else {
+        return None;
+    };
+    let data = root
+        .entry("data")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    if let Value::Object(data) = data {
+        for (k, s) in string_data {
+            let text = match s {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            data.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
+    Object::new(v).ok()
 }
 
 /// The fields of `desired` covered by immutable-field rules whose values
@@ -479,6 +534,95 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].path, ".data.old");
         assert_eq!(d[0].desired, None);
+    }
+
+    #[test]
+    fn secret_string_data_compares_as_data() {
+        use crate::apply::{Applier, ApplyOptions, MemoryCluster};
+        let secret = obj(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "default"}, "stringData": {"password": "hunter2"}}));
+        let cluster = MemoryCluster::new();
+        let live =
+            futures::executor::block_on(cluster.apply(&secret, &ApplyOptions::default())).unwrap();
+        assert_eq!(live.value()["data"]["password"], "aHVudGVyMg==");
+        assert_eq!(diff_object(&secret, &live, "kustomize-controller"), vec![]);
+        let changed = obj(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "default"}, "stringData": {"password": "other"}}));
+        let d = diff_object(&changed, &live, "kustomize-controller");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].path, ".data.password");
+    }
+
+    /// The embedded cluster keys port items by `containerPort`/`port` and
+    /// the defaulted protocol (`"protocol":"TCP"`), as the API server does;
+    /// a port Git dropped is drift, a port Git still has is not.
+    #[test]
+    fn port_keys_default_the_protocol() {
+        use crate::apply::{Applier, ApplyOptions, MemoryCluster};
+        let deploy = |ports: Value| {
+            obj(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "web:1", "ports": ports}]}}}}))
+        };
+        let service = |ports: Value| {
+            obj(json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"selector": {"app": "web"}, "ports": ports}}))
+        };
+        let cluster = MemoryCluster::new();
+        let opts = ApplyOptions::default();
+        let both_c = json!([{"containerPort": 80}, {"containerPort": 443}]);
+        let one_c = json!([{"containerPort": 80}]);
+        let both_s = json!([{"port": 80, "targetPort": 8080}, {"port": 443, "targetPort": 8443}]);
+        let one_s = json!([{"port": 80, "targetPort": 8080}]);
+        let live_d =
+            futures::executor::block_on(cluster.apply(&deploy(both_c.clone()), &opts)).unwrap();
+        let live_s =
+            futures::executor::block_on(cluster.apply(&service(both_s.clone()), &opts)).unwrap();
+        let key = live_d.value().to_string();
+        assert!(
+            key.contains(r#"k:{\"containerPort\":443,\"protocol\":\"TCP\"}"#),
+            "{key}"
+        );
+        // unchanged: no drift in either direction
+        assert_eq!(
+            diff_object(&deploy(both_c), &live_d, "kustomize-controller"),
+            vec![]
+        );
+        assert_eq!(
+            diff_object(&service(both_s), &live_s, "kustomize-controller"),
+            vec![]
+        );
+        // a dropped port is drift, reported as a removal of that item
+        let d = diff_object(&deploy(one_c), &live_d, "kustomize-controller");
+        let paths: Vec<&str> = d.iter().map(|c| c.path.as_str()).collect();
+        assert!(
+            paths.contains(
+                &".spec.template.spec.containers[name=web].ports[containerPort=443,protocol=TCP]"
+            ),
+            "{paths:?}"
+        );
+        assert!(
+            !paths.iter().any(|p| p.contains("containerPort=80,")),
+            "{paths:?}"
+        );
+        let d = diff_object(&service(one_s), &live_s, "kustomize-controller");
+        let paths: Vec<&str> = d.iter().map(|c| c.path.as_str()).collect();
+        assert!(
+            paths.contains(&".spec.ports[port=443,protocol=TCP]"),
+            "{paths:?}"
+        );
+        assert!(!paths.iter().any(|p| p.contains("port=80,")), "{paths:?}");
+        // a UDP key never matches a port item without protocol (TCP)
+        let want: Map<String, Value> =
+            serde_json::from_str(r#"{"port":53,"protocol":"UDP"}"#).unwrap();
+        assert!(!key_matches(&json!({"port": 53}), &want));
+        assert!(key_matches(&json!({"port": 53, "protocol": "UDP"}), &want));
+        let want: Map<String, Value> = serde_json::from_str(r#"{"port":53}"#).unwrap();
+        assert!(key_matches(&json!({"port": 53, "protocol": "TCP"}), &want));
+        assert!(!key_matches(&json!({"port": 53, "protocol": "UDP"}), &want));
     }
 
     #[test]

@@ -30,6 +30,8 @@ use crate::verify::{danger::NoVerification, Verified, Verifier};
 mod clock;
 mod dag;
 mod events;
+#[cfg(all(feature = "ssh-verify", feature = "openpgp"))]
+mod keys;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod overlay;
@@ -37,6 +39,8 @@ mod overlay;
 pub use clock::{Clock, VirtualClock};
 pub use dag::{topological_order, DagError};
 pub use events::{Event, EventSink, InvolvedObject, NoEvents, RecordingSink, Severity};
+#[cfg(all(feature = "ssh-verify", feature = "openpgp"))]
+pub use keys::KeysFromSecret;
 #[cfg(feature = "metrics")]
 pub use metrics::Metrics;
 pub use overlay::apply_overlay;
@@ -164,6 +168,11 @@ pub struct KustomizationResult {
     /// How long the reconcile took on the injected clock.
     #[serde(skip)]
     pub duration: Duration,
+    /// The objects the Kustomization built (overlay, substitution and owner
+    /// labels included), as they were planned; empty when the build failed.
+    /// For diffs (see `examples/diff.rs`).
+    #[serde(skip)]
+    pub objects: Vec<Object>,
 }
 
 /// The outcome of a fleet run, in the order Kustomizations were reconciled.
@@ -246,32 +255,48 @@ impl FleetContext<'_> {
             for (key, k) in &discovered {
                 deps.insert(key.clone(), dependency_keys(k));
             }
-            // cycles among known Kustomizations are errors for all of them
+            // the graph of the Kustomizations still to run; finished ones
+            // are satisfied edges
             let known: BTreeMap<String, Vec<String>> = deps
                 .iter()
+                .filter(|(k, _)| !done.contains_key(*k))
                 .map(|(k, ds)| {
                     (
                         k.clone(),
                         ds.iter()
-                            .filter(|d| deps.contains_key(*d))
+                            .filter(|d| deps.contains_key(*d) && !done.contains_key(*d))
                             .cloned()
                             .collect(),
                     )
                 })
                 .collect();
-            if let Err(e @ DagError::Cycle { .. }) = topological_order(&known) {
-                for key in discovered.keys().filter(|k| !done.contains_key(*k)) {
-                    report
-                        .results
-                        .push(failed(key, reason::DEPENDENCY_NOT_READY, e.to_string()));
+            let order = match topological_order(&known) {
+                Ok(order) => order,
+                // a cycle is an error for its members only; their dependents
+                // then wait on a dependency that is not ready, and
+                // independent branches go on
+                Err(DagError::Cycle { cycle }) => {
+                    let message = DagError::Cycle {
+                        cycle: cycle.clone(),
+                    }
+                    .to_string();
+                    let members: std::collections::BTreeSet<&String> = cycle.iter().collect();
+                    for key in members {
+                        let r = failed(key, reason::DEPENDENCY_NOT_READY, message.clone());
+                        if let Some(k) = discovered.get(key) {
+                            self.emit(k, &r);
+                        }
+                        report.results.push(r);
+                        done.insert(key.clone(), (false, None));
+                    }
+                    continue;
                 }
-                break;
-            }
-            let order = topological_order(&known)?;
+                Err(e) => return Err(e.into()),
+            };
             let batch: Vec<String> = order
-                .into_iter()
-                .filter(|k| !done.contains_key(k))
-                .filter(|k| deps[k].iter().all(|d| done.contains_key(d)))
+                .iter()
+                .filter(|k| deps[*k].iter().all(|d| done.contains_key(d)))
+                .cloned()
                 .collect();
             if batch.is_empty() {
                 for key in order_remaining(&discovered, &done) {
@@ -282,9 +307,11 @@ impl FleetContext<'_> {
                         Some(d) => format!("dependency '{d}' not found"),
                         None => "dependencies do not resolve".to_string(),
                     };
-                    report
-                        .results
-                        .push(failed(&key, reason::DEPENDENCY_NOT_READY, message));
+                    let r = failed(&key, reason::DEPENDENCY_NOT_READY, message);
+                    if let Some(k) = discovered.get(&key) {
+                        self.emit(k, &r);
+                    }
+                    report.results.push(r);
                 }
                 break;
             }
@@ -435,26 +462,87 @@ impl FleetContext<'_> {
             .as_ref()
             .and_then(|r| r.spec.verify.as_ref().map(|v| (r, v)))
         {
-            Some((r, verify)) => {
-                let factory = self.verifiers.ok_or_else(|| {
-                    format!(
-                        "{} requires signature verification, but no verifier is configured",
-                        id.subject()
-                    )
-                })?;
-                let secret_id =
-                    ObjectId::new("", "Secret", &r.metadata.namespace, &verify.secret_ref.name);
-                let secret = self
-                    .applier
-                    .get(&secret_id)
+            Some((r, _)) => {
+                self.verify_with_secret(id, r, snapshot, known_objects)
                     .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("secrets \"{}\" not found", verify.secret_ref.name))?;
-                let verifier = factory.verifier(r, &secret)?;
-                Verified::check(snapshot, verifier.as_ref()).map_err(|e| e.to_string())
             }
             None => Verified::check(snapshot, &NoVerification).map_err(|e| e.to_string()),
         }
+    }
+
+    /// Verifies `snapshot` as `repo.spec.verify` asks, with keys from the
+    /// Secret it names (read from the cluster, else from what the fleet
+    /// renders).
+    async fn verify_with_secret(
+        &self,
+        id: &ObjectId,
+        repo: &GitRepository,
+        snapshot: Snapshot,
+        known_objects: &[Object],
+    ) -> Result<Verified<Snapshot>, String> {
+        let Some(verify) = &repo.spec.verify else {
+            return Verified::check(snapshot, &NoVerification).map_err(|e| e.to_string());
+        };
+        let factory = self.verifiers.ok_or_else(|| {
+            format!(
+                "{} requires signature verification, but no verifier is configured",
+                id.subject()
+            )
+        })?;
+        let secret_id = ObjectId::new(
+            "",
+            "Secret",
+            &repo.metadata.namespace,
+            &verify.secret_ref.name,
+        );
+        let secret = match self
+            .applier
+            .get(&secret_id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(s) => s,
+            None => known_objects
+                .iter()
+                .find(|o| o.id() == secret_id)
+                .cloned()
+                .ok_or_else(|| format!("secrets \"{}\" not found", verify.secret_ref.name))?,
+        };
+        let verifier = factory.verifier(repo, &secret)?;
+        Verified::check(snapshot, verifier.as_ref()).map_err(|e| e.to_string())
+    }
+
+    /// A source that describes itself (the root GitRepository, rendered from
+    /// the cluster folder it points at) is unknown before its first fetch, so
+    /// that fetch could not honour its `spec.verify`. Verify it now, before
+    /// anything is applied. Returns the verified snapshot when it was checked.
+    async fn verify_described_source(
+        &self,
+        k: &Kustomization,
+        snapshot: &Verified<Snapshot>,
+        rendered: &[Object],
+        snapshots: &mut BTreeMap<ObjectId, Result<Verified<Snapshot>, String>>,
+    ) -> Result<Option<Verified<Snapshot>>, String> {
+        let id = k.source_id();
+        let host_verifies = self.sources.get(&id).is_some_and(|b| b.verifier.is_some());
+        if !snapshot.verdict().is_skipped() || host_verifies {
+            return Ok(None);
+        }
+        let Some(obj) = rendered
+            .iter()
+            .find(|o| o.id() == id && o.kind() == "GitRepository")
+        else {
+            return Ok(None);
+        };
+        let repo = GitRepository::parse(obj).map_err(|e| e.to_string())?;
+        if repo.spec.verify.is_none() {
+            return Ok(None);
+        }
+        let checked = self
+            .verify_with_secret(&id, &repo, snapshot.clone().into_inner(), rendered)
+            .await;
+        snapshots.insert(id, checked.clone());
+        checked.map(Some)
     }
 
     async fn reconcile_one(
@@ -479,6 +567,7 @@ impl FleetContext<'_> {
         let outcome =
             |mut result: KustomizationResult, rendered: Vec<Object>, clock: &dyn Clock| {
                 result.duration = clock.now().saturating_sub(start);
+                result.objects = rendered.clone();
                 let events = vec![event_for(k, &result, clock.now())];
                 Outcome {
                     result,
@@ -491,7 +580,7 @@ impl FleetContext<'_> {
             result.message = "Reconciliation is suspended".to_string();
             return outcome(result, Vec::new(), self.clock);
         }
-        let snapshot = match self.fetch(&k.source_id(), known_objects, snapshots).await {
+        let mut snapshot = match self.fetch(&k.source_id(), known_objects, snapshots).await {
             Ok(s) => s,
             Err(e) => {
                 result.reason = reason::ARTIFACT_FAILED.to_string();
@@ -520,6 +609,18 @@ impl FleetContext<'_> {
                 return outcome(result, Vec::new(), self.clock);
             }
         };
+        match self
+            .verify_described_source(k, &snapshot, &rendered.objects, snapshots)
+            .await
+        {
+            Ok(Some(verified)) => snapshot = verified,
+            Ok(None) => {}
+            Err(e) => {
+                result.reason = reason::ARTIFACT_FAILED.to_string();
+                result.message = e;
+                return outcome(result, Vec::new(), self.clock);
+            }
+        }
         let mut objects = rendered.objects;
         if let Some(cm) = &k.spec.common_metadata {
             for o in &mut objects {
@@ -792,6 +893,7 @@ fn failed(key: &str, reason: &str, message: String) -> KustomizationResult {
         inventory: Inventory::default(),
         changes: ChangeSet::default(),
         duration: Duration::ZERO,
+        objects: Vec::new(),
     }
 }
 

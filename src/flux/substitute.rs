@@ -243,11 +243,61 @@ pub fn substitute_objects(
             continue;
         }
         let replaced = substitute(&text, vars, strict).map_err(err)?;
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             yaml::from_str(&subject, &replaced).map_err(|e| err(e.message))?;
+        keep_string_maps(o.value(), &mut value, vars, strict).map_err(err)?;
         out.push(Object::new(value).map_err(|e| err(e.to_string()))?);
     }
     Ok(out)
+}
+
+/// Fields that only hold strings. Flux substitutes in the YAML text, where a
+/// value quoted in Git (`replicas: "${n}"`) stays a string; the build output
+/// here no longer knows the quoting, so values of these maps that were
+/// strings stay strings (`"2"`, not `2`), as the API server requires.
+const STRING_MAPS: &[(&str, &[&str])] = &[
+    ("", &["metadata", "labels"]),
+    ("", &["metadata", "annotations"]),
+    ("ConfigMap", &["data"]),
+    ("Secret", &["stringData"]),
+];
+
+fn keep_string_maps(
+    original: &serde_json::Value,
+    value: &mut serde_json::Value,
+    vars: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<(), String> {
+    let kind = original.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    for (only_kind, path) in STRING_MAPS {
+        if !only_kind.is_empty() && *only_kind != kind {
+            continue;
+        }
+        let Some(before) = path
+            .iter()
+            .try_fold(original, |v, p| v.get(*p))
+            .and_then(|v| v.as_object())
+        else {
+            continue;
+        };
+        let Some(after) = path
+            .iter()
+            .try_fold(&mut *value, |v, p| v.get_mut(*p))
+            .and_then(|v| v.as_object_mut())
+        else {
+            continue;
+        };
+        for (k, v) in before {
+            let Some(text) = v.as_str() else { continue };
+            let key = substitute(k, vars, strict)?;
+            if let Some(slot) = after.get_mut(&key) {
+                if !slot.is_string() {
+                    *slot = serde_json::Value::String(substitute(text, vars, strict)?);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -324,6 +374,16 @@ mod tests {
         assert_eq!(out[0].value()["data"]["a"], "${cluster_env}");
         let out = substitute_objects(vec![cm(false)], &vars(), false).unwrap();
         assert_eq!(out[0].value()["data"]["a"], "prod");
-        assert!(out[0].value()["data"]["b"].is_null());
+        assert_eq!(out[0].value()["data"]["b"], "");
+        // string-only maps keep strings; other fields take the YAML type
+        let mixed = Object::new(
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "n", "labels": {"n": "${n:=2}"}},
+            "spec": {"replicas": "${n:=2}"}}),
+        )
+        .unwrap();
+        let out = substitute_objects(vec![mixed], &vars(), true).unwrap();
+        assert_eq!(out[0].value()["metadata"]["labels"]["n"], "2");
+        assert_eq!(out[0].value()["spec"]["replicas"], 2);
     }
 }
