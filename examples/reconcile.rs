@@ -18,10 +18,11 @@
 //! Exit code 0 when every Kustomization is Ready, 1 otherwise or on error.
 //!
 //! Verification: `--allowed-signers` or `--openpgp-keys` check every revision
-//! with those keys; `--insecure-skip-verify` checks none. Otherwise each
-//! GitRepository's `spec.verify` decides, with the trusted keys read from the
-//! Secret it names in the embedded cluster (`KeysFromSecret`); a
-//! GitRepository without `spec.verify` is not checked, as in Flux.
+//! with those keys. Otherwise each GitRepository's `spec.verify` decides, with
+//! the trusted keys read from the Secret it names in the embedded cluster
+//! (`KeysFromSecret`). A Git revision that nothing checks is refused unless
+//! `--insecure-skip-verify` is given. A plain folder carries no signature and
+//! is reconciled as it is.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -235,6 +236,7 @@ async fn run(args: Args) -> Result<bool, String> {
             .map_err(|e| format!("--timeout: {e}"))?,
         dry_run: args.dry_run,
         allow_prune: !args.no_prune,
+        require_signed: !args.insecure_skip_verify,
         ..FleetOptions::default()
     };
     let mut sources = BTreeMap::new();

@@ -875,3 +875,92 @@ fn an_applier_error_that_does_not_name_the_object_is_attributed() {
         ]
     );
 }
+
+/// `examples/reconcile.rs --repo <git URL>` refuses a revision nothing
+/// verified, unless `--insecure-skip-verify` is given; with the signer's key
+/// in `--allowed-signers` it reconciles.
+#[test]
+fn reconcile_example_refuses_an_unverified_git_revision() {
+    let fleet = demo_fleet();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(fleet.path())
+            .output()
+            .expect("git must be installed");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "fleet"]);
+    let url = format!("file://{}", fleet.path().display());
+    let state = tempfile::tempdir().unwrap();
+    let st = state.path().to_str().unwrap().to_string();
+
+    let out = run_example("reconcile", &["--repo", &url, "--state", &st]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("refusing to reconcile unverified revision main@sha1:"),
+        "{err}"
+    );
+    // nothing was applied
+    assert!(!state.path().join("objects/apps").exists());
+
+    let out = run_example(
+        "reconcile",
+        &["--repo", &url, "--state", &st, "--insecure-skip-verify"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Deployment/apps/app1 created"));
+
+    // a signed head passes with the signer's key
+    let keys = tempfile::tempdir().unwrap();
+    let private = keys.path().join("id");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "t@example.com", "-f"])
+        .arg(&private)
+        .output()
+        .unwrap();
+    let public = std::fs::read_to_string(private.with_extension("pub")).unwrap();
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(
+        &signers,
+        format!("t@example.com namespaces=\"git\" {public}"),
+    )
+    .unwrap();
+    git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", private.display()),
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-S",
+        "-m",
+        "signed",
+    ]);
+    let out = run_example(
+        "reconcile",
+        &[
+            "--repo",
+            &url,
+            "--state",
+            &st,
+            "--allowed-signers",
+            signers.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("0 created, 0 configured"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -129,6 +129,9 @@ pub struct FleetOptions {
     pub strict_substitution: bool,
     /// When false, nothing is pruned whatever `spec.prune` says.
     pub allow_prune: bool,
+    /// Refuse Git revisions that no verifier checked (no host verifier and
+    /// no `spec.verify`), instead of reconciling them unverified as Flux does.
+    pub require_signed: bool,
 }
 
 impl Default for FleetOptions {
@@ -141,6 +144,7 @@ impl Default for FleetOptions {
             dry_run: false,
             strict_substitution: false,
             allow_prune: true,
+            require_signed: false,
         }
     }
 }
@@ -620,6 +624,16 @@ impl FleetContext<'_> {
                 result.message = e;
                 return outcome(result, Vec::new(), self.clock);
             }
+        }
+        // a Git revision nobody checked is refused when the host asks for
+        // signed revisions (a plain folder carries no signature to check)
+        if options.require_signed && snapshot.verdict().is_skipped() && snapshot.commit.is_some() {
+            result.reason = reason::ARTIFACT_FAILED.to_string();
+            result.message = format!(
+                "refusing to reconcile unverified revision {revision} of {}: no trusted keys (set spec.verify, or give the host's trusted keys)",
+                k.source_id().subject()
+            );
+            return outcome(result, Vec::new(), self.clock);
         }
         let mut objects = rendered.objects;
         if let Some(cm) = &k.spec.common_metadata {
