@@ -87,6 +87,36 @@ pub trait VerifierFactory: Send + Sync {
     ) -> Result<Box<dyn Verifier>, String>;
 }
 
+/// The policy gates of one Kustomization: Kyverno ClusterPolicies (those
+/// rendered by any Kustomization so far stand for the live ones), and the
+/// tenant boundary when it names a `serviceAccountName`.
+fn fleet_policies(
+    k: &Kustomization,
+    known_objects: &[Object],
+    schema: &Schema,
+) -> crate::policy::PolicySet {
+    let mut set = crate::policy::PolicySet::default();
+    let live: Vec<Object> = known_objects
+        .iter()
+        .filter(|o| crate::policy::is_kyverno_policy(o))
+        .cloned()
+        .collect();
+    set.push(crate::policy::Kyverno::new(live));
+    if k.spec.service_account_name.is_some() {
+        let namespace = k
+            .spec
+            .target_namespace
+            .clone()
+            .unwrap_or_else(|| k.metadata.namespace.clone());
+        set.push(crate::policy::TenantBoundary {
+            namespace,
+            tenant: format!("Kustomization/{}", k.key()),
+            schema: schema.clone(),
+        });
+    }
+    set
+}
+
 /// Everything a fleet reconcile needs from the host.
 pub struct FleetContext<'a> {
     /// Sources by GitRepository id (Flux's `--local-sources` mapping).
@@ -572,6 +602,7 @@ impl FleetContext<'_> {
             },
             dry_run: options.dry_run,
             impersonate: k.impersonation(),
+            policies: fleet_policies(k, known_objects, &self.schema),
         };
         let applied = reconciler
             .reconcile_objects(
