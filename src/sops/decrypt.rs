@@ -301,6 +301,10 @@ impl SopsDecryptor {
             hash: Sha512::new(),
             path: Vec::new(),
         };
+        if meta.mac_only_encrypted {
+            // SOPS's MACOnlyEncryptedInitialization: sha256("sops")
+            w.hash.update(sha2::Sha256::digest(b"sops"));
+        }
         let mut out = Vec::new();
         for b in branches {
             let mut nb = Vec::new();
@@ -387,7 +391,7 @@ impl Metadata {
             encrypted_regex: re("encrypted_regex")?,
             mac_only_encrypted: match n.get("mac_only_encrypted") {
                 Some(Node::Bool(b)) => *b,
-                Some(Node::Str(v)) => v == "true",
+                Some(Node::Str(v)) => matches!(v.as_str(), "1" | "t" | "T" | "TRUE" | "true" | "True"),
                 _ => false,
             },
         })
@@ -425,12 +429,7 @@ fn unflatten(file: &str, flat: Vec<(String, String)>) -> Result<Node, SopsError>
         let top = parts.next().unwrap_or_default().to_string();
         let rest: Vec<&str> = parts.collect();
         if rest.is_empty() {
-            let v = if top == "mac_only_encrypted" {
-                Node::Bool(v == "true")
-            } else {
-                Node::Str(v)
-            };
-            root.push((top, v));
+            root.push((top, Node::Str(v)));
             continue;
         }
         // list_<i>__map_<key>

@@ -52,9 +52,12 @@ impl Node {
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => Value::from(*i),
             Node::UInt(u) => Value::from(*u),
-            Node::Float(f) => serde_json::Number::from_f64(*f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            Node::Float(f) => match integral(*f) {
+                Some(i) => Value::from(i),
+                None => serde_json::Number::from_f64(*f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+            },
             Node::Str(s) => Value::String(s.clone()),
             Node::Seq(v) => Value::Array(v.iter().map(Node::to_json).collect()),
             Node::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
@@ -144,7 +147,10 @@ impl serde::Serialize for Node {
             Node::Bool(b) => s.serialize_bool(*b),
             Node::Int(i) => s.serialize_i64(*i),
             Node::UInt(u) => s.serialize_u64(*u),
-            Node::Float(f) => s.serialize_f64(*f),
+            Node::Float(f) => match integral(*f) {
+                Some(i) => s.serialize_i64(i),
+                None => s.serialize_f64(*f),
+            },
             Node::Str(v) => s.serialize_str(v),
             Node::Seq(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
@@ -162,4 +168,10 @@ impl serde::Serialize for Node {
             }
         }
     }
+}
+
+/// A float with no fractional part, as SOPS (Go) prints it: `8080`, not
+/// `8080.0`.
+fn integral(f: f64) -> Option<i64> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
