@@ -66,7 +66,9 @@ fn multi_document_yaml_agrees() {
     let plain = "a: 1\nb: x\n---\nc: [1, 2]\nd: {e: f}\n";
     let enc = encrypt(dir.path(), "m.yaml", plain, &key.recipient, &[]);
     let theirs = sops_decrypt(dir.path(), "e.yaml", &enc, &key).unwrap();
-    let mine = ours(&key).decrypt_text("m.yaml", &enc, Format::Yaml).unwrap();
+    let mine = ours(&key)
+        .decrypt_text("m.yaml", &enc, Format::Yaml)
+        .unwrap();
     assert_eq!(yaml_values(&mine), yaml_values(&theirs));
 }
 
@@ -77,7 +79,9 @@ fn json_dotenv_ini_agree_with_sops() {
     let json = "{\"user\": \"admin\", \"port\": 8080, \"tls\": {\"on\": true, \"ratio\": 0.25}}";
     let enc = encrypt(dir.path(), "s.json", json, &key.recipient, &[]);
     let theirs = sops_decrypt(dir.path(), "e.json", &enc, &key).unwrap();
-    let mine = ours(&key).decrypt_text("s.json", &enc, Format::Json).unwrap();
+    let mine = ours(&key)
+        .decrypt_text("s.json", &enc, Format::Json)
+        .unwrap();
     let t: Value = serde_json::from_str(&theirs).unwrap();
     let m: Value = serde_json::from_str(&mine).unwrap();
     assert_eq!(m, t);
@@ -85,7 +89,9 @@ fn json_dotenv_ini_agree_with_sops() {
     let env = "USER=admin\n# a comment\nPASSWORD=p@ss=word with spaces\nEMPTY=\n";
     let enc = encrypt(dir.path(), "s.env", env, &key.recipient, &[]);
     let theirs = sops_decrypt(dir.path(), "e.env", &enc, &key).unwrap();
-    let mine = ours(&key).decrypt_text("s.env", &enc, Format::Dotenv).unwrap();
+    let mine = ours(&key)
+        .decrypt_text("s.env", &enc, Format::Dotenv)
+        .unwrap();
     let lines = |s: &str| -> Vec<String> {
         s.lines()
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -144,7 +150,9 @@ fn tampered_files_are_refused_by_both() {
 
     // a value moved to another key: the path is authenticated data
     let edited = enc.replacen("password:", "passwd:", 1);
-    assert!(ours(&key).decrypt_text("s.yaml", &edited, Format::Yaml).is_err());
+    assert!(ours(&key)
+        .decrypt_text("s.yaml", &edited, Format::Yaml)
+        .is_err());
 
     // the MAC removed
     let edited: String = enc
@@ -152,7 +160,9 @@ fn tampered_files_are_refused_by_both() {
         .filter(|l| !l.trim_start().starts_with("mac:"))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert!(ours(&key).decrypt_text("s.yaml", &edited, Format::Yaml).is_err());
+    assert!(ours(&key)
+        .decrypt_text("s.yaml", &edited, Format::Yaml)
+        .is_err());
 }
 
 #[test]
@@ -186,6 +196,8 @@ fn disabled_annotation_leaves_the_object_alone() {
         &key.recipient,
         &["--encrypted-regex", "^(data|stringData)$"],
     );
-    let out = ours(&key).decrypt_text("s.yaml", &enc, Format::Yaml).unwrap();
+    let out = ours(&key)
+        .decrypt_text("s.yaml", &enc, Format::Yaml)
+        .unwrap();
     assert_eq!(out, enc);
 }

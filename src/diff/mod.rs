@@ -424,7 +424,9 @@ pub fn mask_secret_drift(object: &Object, drift: &mut [FieldChange]) {
     for c in drift {
         let secret_field = ["data", "stringData"].iter().any(|f| {
             let p = format!(".{f}");
-            c.path == p || c.path.starts_with(&format!("{p}.")) || c.path.starts_with(&format!("{p}["))
+            c.path == p
+                || c.path.starts_with(&format!("{p}."))
+                || c.path.starts_with(&format!("{p}["))
         });
         if secret_field {
             if c.live.is_some() {

@@ -52,7 +52,11 @@ impl Policy for Kyverno {
 }
 
 fn action(v: Option<&Value>) -> Option<Severity> {
-    match v.and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+    match v
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("enforce") => Some(Severity::Enforce),
         Some("audit") => Some(Severity::Audit),
         _ => None,
@@ -61,8 +65,8 @@ fn action(v: Option<&Value>) -> Option<Severity> {
 
 fn evaluate_policy(p: &Object, objects: &[Object], out: &mut Vec<Violation>) {
     let spec = p.pointer("/spec");
-    let default = action(spec.and_then(|s| s.get("validationFailureAction")))
-        .unwrap_or(Severity::Audit);
+    let default =
+        action(spec.and_then(|s| s.get("validationFailureAction"))).unwrap_or(Severity::Audit);
     let rules = spec
         .and_then(|s| s.get("rules"))
         .and_then(Value::as_array)
@@ -84,13 +88,16 @@ fn evaluate_policy(p: &Object, objects: &[Object], out: &mut Vec<Violation>) {
             out.push(Violation {
                 subject: p.id().subject(),
                 policy,
-                message: "only validate.pattern rules are evaluated at plan time; this rule is not".to_string(),
+                message: "only validate.pattern rules are evaluated at plan time; this rule is not"
+                    .to_string(),
                 severity: Severity::Audit,
             });
             continue;
         };
         for o in objects {
-            if is_kyverno_policy(o) || !matches(rule.get("match"), o) || excluded(rule.get("exclude"), o)
+            if is_kyverno_policy(o)
+                || !matches(rule.get("match"), o)
+                || excluded(rule.get("exclude"), o)
             {
                 continue;
             }
@@ -133,10 +140,11 @@ fn kind_matches(pattern: &str, o: &Object) -> bool {
 fn matches(m: Option<&Value>, o: &Object) -> bool {
     let Some(m) = m else { return false };
     resource_blocks(m).iter().any(|r| {
-        let kinds_ok = r
-            .get("kinds")
-            .and_then(Value::as_array)
-            .is_some_and(|ks| ks.iter().filter_map(Value::as_str).any(|k| kind_matches(k, o)));
+        let kinds_ok = r.get("kinds").and_then(Value::as_array).is_some_and(|ks| {
+            ks.iter()
+                .filter_map(Value::as_str)
+                .any(|k| kind_matches(k, o))
+        });
         let ns_ok = match r.get("namespaces").and_then(Value::as_array) {
             Some(nss) => nss
                 .iter()
@@ -160,7 +168,10 @@ fn excluded(m: Option<&Value>, o: &Object) -> bool {
                     .any(|n| wildcard(n, o.namespace()))
             });
         let kinds = match r.get("kinds").and_then(Value::as_array) {
-            Some(ks) => ks.iter().filter_map(Value::as_str).any(|k| kind_matches(k, o)),
+            Some(ks) => ks
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|k| kind_matches(k, o)),
             None => true,
         };
         ns && kinds

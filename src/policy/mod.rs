@@ -48,7 +48,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: policy {}: {}", self.subject, self.policy, self.message)
+        write!(
+            f,
+            "{}: policy {}: {}",
+            self.subject, self.policy, self.message
+        )
     }
 }
 
@@ -74,8 +78,7 @@ pub struct PolicySet(pub Vec<Arc<dyn Policy>>);
 
 impl PartialEq for PolicySet {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
     }
 }
 
@@ -98,10 +101,14 @@ impl PolicySet {
         let mut all: Vec<Violation> = self.0.iter().flat_map(|p| p.evaluate(objects)).collect();
         all.sort();
         all.dedup();
-        let (enforce, audit): (Vec<_>, Vec<_>) =
-            all.into_iter().partition(|v| v.severity == Severity::Enforce);
+        let (enforce, audit): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|v| v.severity == Severity::Enforce);
         if enforce.is_empty() {
-            Ok(audit.iter().map(|v| format!("policy warning: {v}")).collect())
+            Ok(audit
+                .iter()
+                .map(|v| format!("policy warning: {v}"))
+                .collect())
         } else {
             Err(PolicyError {
                 violations: enforce,
@@ -183,11 +190,15 @@ pub fn range_width(range: &str) -> Option<RangeWidth> {
                     | semver::Op::Wildcard
             )
         })
-        .map(|c| {
-            semver::Version::new(c.major, c.minor.unwrap_or(0), c.patch.unwrap_or(0))
-        })
+        .map(|c| semver::Version::new(c.major, c.minor.unwrap_or(0), c.patch.unwrap_or(0)))
         .unwrap_or_else(|| semver::Version::new(0, 0, 0));
-    let bump = |maj: u64, min: u64| semver::Version::new(base.major + maj, if maj > 0 { 0 } else { base.minor + min }, 0);
+    let bump = |maj: u64, min: u64| {
+        semver::Version::new(
+            base.major + maj,
+            if maj > 0 { 0 } else { base.minor + min },
+            0,
+        )
+    };
     if req.matches(&bump(1, 0)) {
         Some(RangeWidth::Major)
     } else if req.matches(&bump(0, 1)) {
@@ -204,7 +215,10 @@ impl Policy for ImageRangeBound {
             if o.kind() != "ImagePolicy" || o.group() != "image.toolkit.fluxcd.io" {
                 continue;
             }
-            let Some(range) = o.pointer("/spec/policy/semver/range").and_then(Value::as_str) else {
+            let Some(range) = o
+                .pointer("/spec/policy/semver/range")
+                .and_then(Value::as_str)
+            else {
                 continue;
             };
             let message = match range_width(range) {

@@ -69,7 +69,11 @@ impl AgeIdentities {
 
     /// The public recipients (`age1...`) of the keys, sorted.
     pub fn recipients(&self) -> Vec<String> {
-        let mut r: Vec<String> = self.keys.iter().map(|k| k.to_public().to_string()).collect();
+        let mut r: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| k.to_public().to_string())
+            .collect();
         r.sort();
         r
     }
@@ -103,7 +107,12 @@ impl SopsDecryptor {
     /// and JSON documents carrying the annotation
     /// `kustomize.toolkit.fluxcd.io/decrypt: Disabled` are returned as they
     /// are. The MAC is verified; a mismatch is an error.
-    pub fn decrypt_text(&self, file: &str, text: &str, format: Format) -> Result<String, SopsError> {
+    pub fn decrypt_text(
+        &self,
+        file: &str,
+        text: &str,
+        format: Format,
+    ) -> Result<String, SopsError> {
         match format {
             Format::Yaml | Format::Json => self.decrypt_documents(file, text, format),
             Format::Dotenv => self.decrypt_dotenv(file, text),
@@ -111,7 +120,12 @@ impl SopsDecryptor {
         }
     }
 
-    fn decrypt_documents(&self, file: &str, text: &str, format: Format) -> Result<String, SopsError> {
+    fn decrypt_documents(
+        &self,
+        file: &str,
+        text: &str,
+        format: Format,
+    ) -> Result<String, SopsError> {
         let mut docs: Vec<Node> = Vec::new();
         if format == Format::Json {
             if text.len() > self.limits.max_bytes {
@@ -155,7 +169,8 @@ impl SopsDecryptor {
             }
             branches.push(rest);
         }
-        let meta = meta.ok_or_else(|| SopsError::new(file, "no sops metadata: the file is not encrypted"))?;
+        let meta = meta
+            .ok_or_else(|| SopsError::new(file, "no sops metadata: the file is not encrypted"))?;
         let meta = Metadata::from_node(file, &meta)?;
         let out = self.decrypt_branches(file, &meta, branches)?;
         let mut s = String::new();
@@ -245,7 +260,10 @@ impl SopsDecryptor {
             s.push_str(&format!("[{name}]\n"));
             if let Node::Map(entries) = sec {
                 for (k, v) in entries {
-                    s.push_str(&format!("{k} = {}\n", String::from_utf8_lossy(&to_bytes(&v))));
+                    s.push_str(&format!(
+                        "{k} = {}\n",
+                        String::from_utf8_lossy(&to_bytes(&v))
+                    ));
                 }
             }
             s.push('\n');
@@ -260,8 +278,12 @@ impl SopsDecryptor {
                 "the file has no age recipients (only age keys are supported)",
             ));
         }
-        let ids: Vec<&dyn age::Identity> =
-            self.identities.keys.iter().map(|k| k as &dyn age::Identity).collect();
+        let ids: Vec<&dyn age::Identity> = self
+            .identities
+            .keys
+            .iter()
+            .map(|k| k as &dyn age::Identity)
+            .collect();
         for (_, enc) in &meta.age {
             let reader = age::armor::ArmoredReader::new(enc.as_bytes());
             let Ok(dec) = age::Decryptor::new(reader) else {
@@ -316,7 +338,12 @@ impl SopsDecryptor {
             }
             out.push(nb);
         }
-        let computed: String = w.hash.finalize().iter().map(|b| format!("{b:02X}")).collect();
+        let computed: String = w
+            .hash
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
         let stored = decrypt_value(&cipher, &meta.mac, meta.last_modified.as_bytes())
             .map_err(|m| SopsError::new(file, format!("sops.mac: {m}")))?;
         if stored.0 != computed.as_bytes() {
@@ -375,7 +402,10 @@ impl Metadata {
         let mut age = Vec::new();
         if let Some(Node::Seq(entries)) = n.get("age") {
             for e in entries {
-                let r = e.get("recipient").and_then(Node::as_str).unwrap_or_default();
+                let r = e
+                    .get("recipient")
+                    .and_then(Node::as_str)
+                    .unwrap_or_default();
                 let enc = e.get("enc").and_then(Node::as_str).unwrap_or_default();
                 age.push((r.to_string(), enc.to_string()));
             }
@@ -391,7 +421,9 @@ impl Metadata {
             encrypted_regex: re("encrypted_regex")?,
             mac_only_encrypted: match n.get("mac_only_encrypted") {
                 Some(Node::Bool(b)) => *b,
-                Some(Node::Str(v)) => matches!(v.as_str(), "1" | "t" | "T" | "TRUE" | "true" | "True"),
+                Some(Node::Str(v)) => {
+                    matches!(v.as_str(), "1" | "t" | "T" | "TRUE" | "true" | "True")
+                }
                 _ => false,
             },
         })
@@ -439,10 +471,16 @@ fn unflatten(file: &str, flat: Vec<(String, String)>) -> Result<Node, SopsError>
                 .and_then(|i| i.parse::<usize>().ok()),
             rest.get(1).and_then(|p| p.strip_prefix("map_")),
         ) else {
-            return Err(SopsError::new(file, format!("unsupported sops metadata key {k:?}")));
+            return Err(SopsError::new(
+                file,
+                format!("unsupported sops metadata key {k:?}"),
+            ));
         };
         if rest.len() > 2 || idx > 1024 {
-            return Err(SopsError::new(file, format!("unsupported sops metadata key {k:?}")));
+            return Err(SopsError::new(
+                file,
+                format!("unsupported sops metadata key {k:?}"),
+            ));
         }
         if !root.iter().any(|(n, _)| *n == top) {
             root.push((top.clone(), Node::Seq(Vec::new())));
@@ -493,9 +531,10 @@ impl Walk<'_> {
                     (Node::Str(s), true) => {
                         let mut aad = self.path.join(":");
                         aad.push(':');
-                        let (bytes, ty) = decrypt_value(self.cipher, s, aad.as_bytes()).map_err(|m| {
-                            SopsError::new(self.file, format!("{}: {m}", self.path.join(".")))
-                        })?;
+                        let (bytes, ty) =
+                            decrypt_value(self.cipher, s, aad.as_bytes()).map_err(|m| {
+                                SopsError::new(self.file, format!("{}: {m}", self.path.join(".")))
+                            })?;
                         typed(bytes, &ty).map_err(|m| {
                             SopsError::new(self.file, format!("{}: {m}", self.path.join(".")))
                         })?
@@ -531,7 +570,8 @@ fn to_bytes(n: &Node) -> Vec<u8> {
 }
 
 fn typed(bytes: Vec<u8>, ty: &str) -> Result<Node, String> {
-    let text = || String::from_utf8(bytes.clone()).map_err(|_| "the value is not UTF-8".to_string());
+    let text =
+        || String::from_utf8(bytes.clone()).map_err(|_| "the value is not UTF-8".to_string());
     match ty {
         "str" | "bytes" => Ok(Node::Str(text()?)),
         "int" => text()?
@@ -584,6 +624,9 @@ fn decrypt_value(cipher: &SopsAes, value: &str, aad: &[u8]) -> Result<(Vec<u8>, 
     let nonce = aes_gcm::aead::generic_array::GenericArray::from_slice(&iv);
     let plain = cipher
         .decrypt(nonce, Payload { msg: &ct, aad })
-        .map_err(|_| "decryption failed: the value or its path was tampered with, or the key is wrong".to_string())?;
+        .map_err(|_| {
+            "decryption failed: the value or its path was tampered with, or the key is wrong"
+                .to_string()
+        })?;
     Ok((plain, ty.unwrap_or("str").to_string()))
 }

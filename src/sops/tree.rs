@@ -60,7 +60,9 @@ impl Node {
             },
             Node::Str(s) => Value::String(s.clone()),
             Node::Seq(v) => Value::Array(v.iter().map(Node::to_json).collect()),
-            Node::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Node::Map(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 

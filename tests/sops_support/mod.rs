@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what} could not run ({e}): install it (see .ci/install-deps)"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{what} could not run ({e}): install it (see .ci/install-deps)")
+    });
     assert!(
         out.status.success(),
         "{what} failed: {}",
@@ -29,8 +29,14 @@ pub struct AgeKey {
 /// `age-keygen -o dir/name`.
 pub fn keygen(dir: &Path, name: &str) -> AgeKey {
     let file = dir.join(name);
-    run(Command::new("age-keygen").arg("-o").arg(&file), "age-keygen");
-    let out = run(Command::new("age-keygen").arg("-y").arg(&file), "age-keygen -y");
+    run(
+        Command::new("age-keygen").arg("-o").arg(&file),
+        "age-keygen",
+    );
+    let out = run(
+        Command::new("age-keygen").arg("-y").arg(&file),
+        "age-keygen -y",
+    );
     AgeKey {
         file,
         recipient: String::from_utf8(out).unwrap().trim().to_string(),

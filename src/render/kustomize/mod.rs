@@ -442,9 +442,15 @@ impl<'a> Builder<'a> {
             .files
             .iter()
             .map(|f| f.split_once('=').map(|(_, p)| p).unwrap_or(f));
-        for rel in g.envs.iter().map(String::as_str).chain(g.env.as_deref()).chain(files) {
-            let p = join_path(dir, rel)
-                .map_err(|e| path_err(file, e).with_field("secretGenerator"))?;
+        for rel in g
+            .envs
+            .iter()
+            .map(String::as_str)
+            .chain(g.env.as_deref())
+            .chain(files)
+        {
+            let p =
+                join_path(dir, rel).map_err(|e| path_err(file, e).with_field("secretGenerator"))?;
             let text = self.read_text(&p, file)?;
             if !crate::sops::is_encrypted(&p, text) {
                 return refuse(format!("input {p} is not SOPS-encrypted"));
@@ -457,9 +463,13 @@ impl<'a> Builder<'a> {
         let raw = self.read_text(path, from)?;
         let encrypted = crate::sops::is_encrypted(path, raw);
         let rules = &self.opts.secrets;
-        let decrypted = rules
-            .decrypt(path, raw)
-            .map_err(|e| RenderError::new(path, e.message))?;
+        let decrypted = rules.decrypt(path, raw).map_err(|e| {
+            let err = RenderError::new(path, e.message);
+            match readable_subject(path, raw, &self.opts.limits) {
+                Some(subject) => err.with_object(subject),
+                None => err,
+            }
+        })?;
         if encrypted && decrypted.is_none() && rules.refuse_plaintext {
             return Err(RenderError::new(
                 path,
@@ -548,8 +558,7 @@ impl<'a> Builder<'a> {
         }
         // generators
         for g in &k.config_map_generator {
-            let r =
-                generate::generate(
+            let r = generate::generate(
                 self.tree,
                 dir,
                 file,
@@ -563,8 +572,7 @@ impl<'a> Builder<'a> {
         }
         for g in &k.secret_generator {
             self.check_secret_generator(dir, file, g)?;
-            let r =
-                generate::generate(
+            let r = generate::generate(
                 self.tree,
                 dir,
                 file,
@@ -865,6 +873,28 @@ fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError>
     }
     out.push(Res::new(d, file));
     Ok(())
+}
+
+/// The subject of the one object in an encrypted file, when its kind and
+/// name are stored in plaintext (SOPS with `encrypted_regex`).
+fn readable_subject(path: &str, raw: &str, limits: &crate::yaml::YamlLimits) -> Option<String> {
+    let docs = crate::yaml::load_documents(path, raw, limits).ok()?;
+    let [doc] = docs.as_slice() else { return None };
+    let kind = doc.get("kind").and_then(Value::as_str)?;
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str)?;
+    if kind.starts_with("ENC[") || name.starts_with("ENC[") {
+        return None;
+    }
+    Some(
+        match doc
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty() && !n.starts_with("ENC["))
+        {
+            Some(ns) => format!("{kind}/{ns}/{name}"),
+            None => format!("{kind}/{name}"),
+        },
+    )
 }
 
 /// Refuses a Secret with `data` or `stringData` read from a plaintext file.
