@@ -11,9 +11,12 @@ use serde_json::Value;
 /// The YAML backend crate (a maintained fork of `serde_yaml`).
 pub use serde_yaml_ng as backend;
 
-/// Limits that keep hostile YAML from exhausting time or memory.
+/// The one set of limits that keeps a hostile repository from exhausting
+/// time or memory: YAML sizes, counts, depth and alias expansion, and the
+/// nesting of kustomizations. Every bound is documented in
+/// `docs/security.md`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct YamlLimits {
+pub struct Limits {
     /// Largest accepted input, in bytes.
     pub max_bytes: usize,
     /// Most documents accepted in one file.
@@ -22,15 +25,22 @@ pub struct YamlLimits {
     pub max_depth: usize,
     /// Most nodes one document may expand to (this bounds alias bombs).
     pub max_nodes: usize,
+    /// Deepest nesting of kustomizations (resources and components) the
+    /// renderer follows.
+    pub max_kustomization_depth: usize,
 }
 
-impl Default for YamlLimits {
+/// The limits under their first name.
+pub type YamlLimits = Limits;
+
+impl Default for Limits {
     fn default() -> Self {
-        YamlLimits {
+        Limits {
             max_bytes: 16 * 1024 * 1024,
             max_documents: 100_000,
             max_depth: 128,
             max_nodes: 4_000_000,
+            max_kustomization_depth: 64,
         }
     }
 }

@@ -150,7 +150,7 @@ impl SopsDecryptor {
                 docs.push(n);
             }
         }
-        if docs.iter().all(|d| disabled(d)) {
+        if docs.iter().all(disabled) {
             return Ok(text.to_string());
         }
         let mut meta = None;

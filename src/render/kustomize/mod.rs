@@ -59,7 +59,8 @@ pub struct KustomizeOptions {
     pub schema: Schema,
     /// Limits for every YAML file read.
     pub limits: YamlLimits,
-    /// Deepest nesting of kustomizations accepted.
+    /// Deepest nesting of kustomizations accepted (the smaller of this and
+    /// `limits.max_kustomization_depth` applies).
     pub max_depth: usize,
     /// Plaintext-Secret refusal and SOPS decryption.
     pub secrets: crate::sops::SecretRules,
@@ -104,6 +105,25 @@ impl Kustomize {
 impl Renderer for Kustomize {
     fn render(&self, snapshot: &Verified<Snapshot>, path: &str) -> Result<Rendered, RenderError> {
         build(&snapshot.tree, path, &self.options)
+    }
+
+    fn render_with_secrets(
+        &self,
+        snapshot: &Verified<Snapshot>,
+        path: &str,
+        secrets: &crate::sops::SecretRules,
+    ) -> Result<Rendered, RenderError> {
+        let mut options = self.options.clone();
+        options.secrets = crate::sops::SecretRules {
+            refuse_plaintext: options.secrets.refuse_plaintext || secrets.refuse_plaintext,
+            allow_plaintext: if secrets.refuse_plaintext {
+                secrets.allow_plaintext.clone()
+            } else {
+                options.secrets.allow_plaintext.clone()
+            },
+            decryptor: secrets.decryptor.clone().or(options.secrets.decryptor),
+        };
+        build(&snapshot.tree, path, &options)
     }
 }
 
@@ -317,7 +337,12 @@ impl<'a> Builder<'a> {
                 format!("cycle detected: {}", cycle.join(" -> ")),
             ));
         }
-        if self.stack.len() >= self.opts.max_depth {
+        if self.stack.len()
+            >= self
+                .opts
+                .max_depth
+                .min(self.opts.limits.max_kustomization_depth)
+        {
             return Err(RenderError::new(
                 dir,
                 "kustomizations are nested too deeply",
