@@ -253,7 +253,11 @@ impl Reconciler<'_> {
             self.renderer.render(&verified, &options.path)?
         };
         let mut desired = rendered.objects;
-        default_namespaces(&mut desired, &self.schema);
+        let mut schema = self.schema.clone();
+        for o in desired.iter().filter(|o| o.kind() == "CustomResourceDefinition") {
+            schema.register_crd(o);
+        }
+        default_namespaces(&mut desired, &schema);
         self.reconcile_objects(
             verified.revision.clone(),
             verified.verdict().clone(),

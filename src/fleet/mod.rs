@@ -591,14 +591,21 @@ impl FleetContext<'_> {
             o.set_metadata_entry("labels", NAME_LABEL, &k.metadata.name);
             o.set_metadata_entry("labels", NAMESPACE_LABEL, &k.metadata.namespace);
         }
-        default_namespaces(&mut objects, &self.schema);
+        // kinds whose CRDs this run renders are scoped as their CRDs say
+        let mut schema = self.schema.clone();
+        for o in known_objects.iter().chain(objects.iter()) {
+            if o.kind() == "CustomResourceDefinition" {
+                schema.register_crd(o);
+            }
+        }
+        default_namespaces(&mut objects, &schema);
 
         let reconciler = Reconciler {
             source: &NoSource,
             verifier: &NoVerification,
             renderer: self.renderer,
             applier: self.applier,
-            schema: self.schema.clone(),
+            schema: schema.clone(),
         };
         let ropts = ReconcileOptions {
             path: path.clone(),
@@ -611,7 +618,7 @@ impl FleetContext<'_> {
             },
             dry_run: options.dry_run,
             impersonate: k.impersonation(),
-            policies: fleet_policies(k, known_objects, &self.schema),
+            policies: fleet_policies(k, known_objects, &schema),
         };
         let applied = reconciler
             .reconcile_objects(
