@@ -254,7 +254,10 @@ impl Reconciler<'_> {
         };
         let mut desired = rendered.objects;
         let mut schema = self.schema.clone();
-        for o in desired.iter().filter(|o| o.kind() == "CustomResourceDefinition") {
+        for o in desired
+            .iter()
+            .filter(|o| o.kind() == "CustomResourceDefinition")
+        {
             schema.register_crd(o);
         }
         default_namespaces(&mut desired, &schema);
