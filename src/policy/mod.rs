@@ -284,3 +284,70 @@ impl Policy for TenantBoundary {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(yaml: &str) -> Object {
+        Object::new(crate::yaml::from_str::<Value>("t", yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn range_widths() {
+        assert_eq!(range_width("~1.2.3"), Some(RangeWidth::Patch));
+        assert_eq!(range_width(">=1.2.0, <1.3.0"), Some(RangeWidth::Patch));
+        assert_eq!(range_width("^1.2"), Some(RangeWidth::Minor));
+        assert_eq!(range_width("1.x"), Some(RangeWidth::Minor));
+        assert_eq!(range_width(">=1.0.0"), Some(RangeWidth::Major));
+        assert_eq!(range_width("*"), Some(RangeWidth::Major));
+        assert_eq!(range_width("not a range"), None);
+    }
+
+    #[test]
+    fn image_policy_wider_than_the_bound_warns() {
+        let wide = obj("apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata: {name: app, namespace: flux-system}\nspec:\n  imageRepositoryRef: {name: app}\n  policy:\n    semver: {range: '>=1.0.0'}\n");
+        let narrow = obj("apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata: {name: db, namespace: flux-system}\nspec:\n  imageRepositoryRef: {name: db}\n  policy:\n    semver: {range: '~5.4.0'}\n");
+        let mut set = PolicySet::default();
+        set.push(ImageRangeBound {
+            bound: RangeWidth::Patch,
+        });
+        let warnings = set.check(&[wide, narrow]).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("ImagePolicy/flux-system/app"));
+    }
+
+    #[test]
+    fn helm_releases_must_pin_chart_versions() {
+        let mk = |name: &str, version: &str| {
+            obj(&format!("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {{name: {name}, namespace: apps}}\nspec:\n  chart:\n    spec:\n      chart: podinfo\n{version}      sourceRef: {{kind: HelmRepository, name: podinfo}}\n"))
+        };
+        let pinned = mk("a", "      version: 6.5.4\n");
+        let star = mk("b", "      version: '*'\n");
+        let missing = mk("c", "");
+        let mut set = PolicySet::default();
+        set.push(PinnedCharts);
+        let err = set.check(&[pinned, star, missing]).unwrap_err();
+        let subjects: Vec<&str> = err.violations.iter().map(|v| v.subject.as_str()).collect();
+        assert_eq!(subjects, ["HelmRelease/apps/b", "HelmRelease/apps/c"]);
+    }
+
+    #[test]
+    fn kyverno_any_exclude_and_alternatives() {
+        let policy = obj("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: pull-policy}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: always\n    match:\n      any:\n      - resources: {kinds: [apps/v1/Deployment]}\n    exclude:\n      any:\n      - resources: {namespaces: [kube-*]}\n    validate:\n      message: pull policy\n      pattern:\n        spec:\n          template:\n            spec:\n              containers:\n              - imagePullPolicy: Always | IfNotPresent\n");
+        let dep = |ns: &str, name: &str, pull: &str| {
+            obj(&format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  template:\n    spec:\n      containers:\n      - {{name: c, image: x, imagePullPolicy: {pull}}}\n"))
+        };
+        let objects = vec![
+            policy,
+            dep("apps", "ok", "Always"),
+            dep("apps", "alt", "IfNotPresent"),
+            dep("apps", "bad", "Never"),
+            dep("kube-system", "excluded", "Never"),
+        ];
+        let v = Kyverno::default().evaluate(&objects);
+        let subjects: Vec<&str> = v.iter().map(|v| v.subject.as_str()).collect();
+        assert_eq!(subjects, ["Deployment/apps/bad"]);
+        assert!(v[0].message.contains("imagePullPolicy"), "{}", v[0].message);
+    }
+}
