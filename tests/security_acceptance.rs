@@ -463,3 +463,37 @@ fn alias_bomb_fails_fast() {
     assert!(e.file.starts_with("app/bomb.yaml"), "{err}");
     nothing_applied(&cluster);
 }
+
+#[test]
+fn disabled_decryption_does_not_smuggle_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "age.agekey");
+    // a plaintext Secret dressed up with a fake sops block
+    let fake = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: apps\n  annotations:\n    kustomize.toolkit.fluxcd.io/decrypt: Disabled\nstringData:\n  password: hunter2\nsops:\n  mac: x\n  lastmodified: \"2026-01-01T00:00:00Z\"\n";
+    write(
+        dir.path(),
+        &[
+            (
+                "app/kustomization.yaml",
+                "resources: [ns.yaml, cm.yaml, secret.yaml]\n",
+            ),
+            ("app/ns.yaml", NAMESPACE),
+            ("app/cm.yaml", CONFIGMAP),
+            ("app/secret.yaml", fake),
+        ],
+    );
+    let cluster = MemoryCluster::new();
+    let err = run(
+        dir.path(),
+        &renderer(Some(&key)),
+        &cluster,
+        PolicySet::default(),
+        false,
+    )
+    .unwrap_err();
+    let ReconcileError::Render(e) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.object.as_deref(), Some("Secret/apps/db"), "{err}");
+    nothing_applied(&cluster);
+}

@@ -511,9 +511,13 @@ impl<'a> Builder<'a> {
                 e.message.clone(),
             )
         })?;
-        if !encrypted && !rules.allows_plaintext(path) {
+        if !rules.allows_plaintext(path) {
             for d in &docs {
-                check_plaintext_secret(path, d)?;
+                // a document left encrypted (decrypt: Disabled) must really
+                // be: every value an ENC[...] string
+                if d.get("sops").is_some() || !encrypted {
+                    check_plaintext_secret(path, d)?;
+                }
             }
         }
         let mut out = Vec::new();
@@ -927,11 +931,16 @@ fn check_plaintext_secret(path: &str, doc: &Value) -> Result<(), RenderError> {
     if doc.get("kind").and_then(Value::as_str) != Some("Secret") {
         return Ok(());
     }
+    let sops = doc.get("sops").is_some();
     for field in ["data", "stringData"] {
-        let set = doc
-            .get(field)
-            .and_then(Value::as_object)
-            .is_some_and(|m| !m.is_empty());
+        let set = doc.get(field).and_then(Value::as_object).is_some_and(|m| {
+            m.values().any(|v| {
+                !sops
+                    || !v
+                        .as_str()
+                        .is_some_and(|s| s.is_empty() || s.starts_with("ENC[AES256_GCM,"))
+            })
+        });
         if set {
             let name = doc
                 .pointer("/metadata/name")
