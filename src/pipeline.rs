@@ -111,6 +111,9 @@ pub struct ReconcileOptions {
     /// The identity to impersonate (Flux's `serviceAccountName`), as
     /// `system:serviceaccount:<ns>:<name>`.
     pub impersonate: Option<String>,
+    /// Policy gates run on the rendered set before any read or write;
+    /// an `Enforce` violation stops the run with [`ReconcileError::Policy`].
+    pub policies: crate::policy::PolicySet,
 }
 
 impl Default for ReconcileOptions {
@@ -122,6 +125,7 @@ impl Default for ReconcileOptions {
             plan: PlanOptions::default(),
             dry_run: false,
             impersonate: None,
+            policies: crate::policy::PolicySet::default(),
         }
     }
 }
@@ -159,6 +163,10 @@ pub enum ReconcileError {
     /// No plan could be made; nothing was applied.
     #[error("plan failed: {0}")]
     Plan(#[from] PlanError),
+    /// A policy gate refused objects; nothing was applied. Lists every
+    /// violation.
+    #[error("policy check failed: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     /// Reading live state failed; nothing was applied.
     #[error("reading the cluster failed: {0}")]
     Read(ApplyError),
@@ -259,7 +267,14 @@ impl Reconciler<'_> {
             self.renderer.render(&verified, &options.path)?
         };
         let mut desired = rendered.objects;
-        default_namespaces(&mut desired, &self.schema);
+        let mut schema = self.schema.clone();
+        for o in desired
+            .iter()
+            .filter(|o| o.kind() == "CustomResourceDefinition")
+        {
+            schema.register_crd(o);
+        }
+        default_namespaces(&mut desired, &schema);
         self.reconcile_objects(
             verified.revision.clone(),
             verified.verdict().clone(),
@@ -279,6 +294,8 @@ impl Reconciler<'_> {
         warnings: Vec<String>,
         options: &ReconcileOptions,
     ) -> Result<ReconcileReport, ReconcileError> {
+        let mut warnings = warnings;
+        warnings.extend(options.policies.check(&desired)?);
         let previous = self
             .applier
             .read_inventory(&options.owner)

@@ -11,9 +11,12 @@ use serde_json::Value;
 /// The YAML backend crate (a maintained fork of `serde_yaml`).
 pub use serde_yaml_ng as backend;
 
-/// Limits that keep hostile YAML from exhausting time or memory.
+/// The one set of limits that keeps a hostile repository from exhausting
+/// time or memory: YAML sizes, counts, depth and alias expansion, and the
+/// nesting of kustomizations. Every bound is documented in
+/// `docs/security.md`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct YamlLimits {
+pub struct Limits {
     /// Largest accepted input, in bytes.
     pub max_bytes: usize,
     /// Most documents accepted in one file.
@@ -22,15 +25,22 @@ pub struct YamlLimits {
     pub max_depth: usize,
     /// Most nodes one document may expand to (this bounds alias bombs).
     pub max_nodes: usize,
+    /// Deepest nesting of kustomizations (resources and components) the
+    /// renderer follows.
+    pub max_kustomization_depth: usize,
 }
 
-impl Default for YamlLimits {
+/// The limits under their first name.
+pub type YamlLimits = Limits;
+
+impl Default for Limits {
     fn default() -> Self {
-        YamlLimits {
+        Limits {
             max_bytes: 16 * 1024 * 1024,
             max_documents: 100_000,
             max_depth: 128,
             max_nodes: 4_000_000,
+            max_kustomization_depth: 64,
         }
     }
 }
@@ -167,7 +177,7 @@ fn to_json(
 
 /// Splits a multi-document stream on `---` lines, keeping the 0-based line
 /// where each document starts so errors point at the right line.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn split_documents(text: &str) -> Vec<(usize, String)> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut start = 0usize;
@@ -247,6 +257,28 @@ pub fn from_str<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Resul
     let json = to_json(file, value, 1, &mut budget, &limits)?;
     check_shape(file, &json, &limits)?;
     serde_json::from_value(json).map_err(|e| YamlError::new(file, None, e.to_string()))
+}
+
+/// Parses one YAML document into `T` keeping the order of map keys as
+/// written (for formats whose meaning depends on it, like the SOPS MAC),
+/// under the same limits as [`load_documents`].
+pub fn from_str_in_order<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    limits: &YamlLimits,
+) -> Result<T, YamlError> {
+    if text.len() > limits.max_bytes {
+        return Err(YamlError::new(
+            file,
+            None,
+            format!("file is larger than {} bytes", limits.max_bytes),
+        ));
+    }
+    let value: backend::Value = backend::from_str(text).map_err(|e| backend_error(file, &e, 0))?;
+    let mut budget = limits.max_nodes;
+    let json = to_json(file, value.clone(), 1, &mut budget, limits)?;
+    check_shape(file, &json, limits)?;
+    backend::from_value(value).map_err(|e| YamlError::new(file, None, e.to_string()))
 }
 
 /// Emits one value as a YAML document (keys in the value's order, which is

@@ -468,6 +468,32 @@ pub fn mask_secret(value: &mut Value) {
     }
 }
 
+/// Masks the values in field changes of a Secret's `data` and
+/// `stringData`, so that plans, change sets and their JSON never carry
+/// them. Changed values show as `*** (before)` / `*** (after)`, as
+/// `flux diff` does.
+pub fn mask_secret_drift(object: &Object, drift: &mut [FieldChange]) {
+    if object.kind() != "Secret" || !object.group().is_empty() {
+        return;
+    }
+    for c in drift {
+        let secret_field = ["data", "stringData"].iter().any(|f| {
+            let p = format!(".{f}");
+            c.path == p
+                || c.path.starts_with(&format!("{p}."))
+                || c.path.starts_with(&format!("{p}["))
+        });
+        if secret_field {
+            if c.live.is_some() {
+                c.live = Some(Value::String("*** (before)".to_string()));
+            }
+            if c.desired.is_some() {
+                c.desired = Some(Value::String("*** (after)".to_string()));
+            }
+        }
+    }
+}
+
 fn mask_map(m: &mut Map<String, Value>) {
     for v in m.values_mut() {
         *v = Value::String("*** (masked)".to_string());

@@ -91,6 +91,36 @@ pub trait VerifierFactory: Send + Sync {
     ) -> Result<Box<dyn Verifier>, String>;
 }
 
+/// The policy gates of one Kustomization: Kyverno ClusterPolicies (those
+/// rendered by any Kustomization so far stand for the live ones), and the
+/// tenant boundary when it names a `serviceAccountName`.
+fn fleet_policies(
+    k: &Kustomization,
+    known_objects: &[Object],
+    schema: &Schema,
+) -> crate::policy::PolicySet {
+    let mut set = crate::policy::PolicySet::default();
+    let live: Vec<Object> = known_objects
+        .iter()
+        .filter(|o| crate::policy::is_kyverno_policy(o))
+        .cloned()
+        .collect();
+    set.push(crate::policy::Kyverno::new(live));
+    if k.spec.service_account_name.is_some() {
+        let namespace = k
+            .spec
+            .target_namespace
+            .clone()
+            .unwrap_or_else(|| k.metadata.namespace.clone());
+        set.push(crate::policy::TenantBoundary {
+            namespace,
+            tenant: format!("Kustomization/{}", k.key()),
+            schema: schema.clone(),
+        });
+    }
+    set
+}
+
 /// Everything a fleet reconcile needs from the host.
 pub struct FleetContext<'a> {
     /// Sources by GitRepository id (Flux's `--local-sources` mapping).
@@ -598,13 +628,22 @@ impl FleetContext<'_> {
         // build: the Kustomization's own fields layered as Flux's generator does
         let path = crate::source::join_path("", k.spec.path.as_deref().unwrap_or("./"))
             .unwrap_or_default();
-        let built = apply_overlay(&snapshot.tree, &path, &k.spec)
-            .map_err(|e| e.to_string())
-            .and_then(|tree| {
-                self.renderer
-                    .render(&snapshot.with_tree(tree), &path)
+        let secrets = match &k.spec.decryption {
+            Some(d) => self.secret_rules(k, d).await.map(Some),
+            None => Ok(None),
+        };
+        let built = secrets.and_then(|secrets| {
+            apply_overlay(&snapshot.tree, &path, &k.spec)
+                .map_err(|e| e.to_string())
+                .and_then(|tree| {
+                    let snap = snapshot.with_tree(tree);
+                    match &secrets {
+                        Some(rules) => self.renderer.render_with_secrets(&snap, &path, rules),
+                        None => self.renderer.render(&snap, &path),
+                    }
                     .map_err(|e| e.to_string())
-            });
+                })
+        });
         let rendered = match built {
             Ok(r) => r,
             Err(e) => {
@@ -667,14 +706,21 @@ impl FleetContext<'_> {
             o.set_metadata_entry("labels", NAME_LABEL, &k.metadata.name);
             o.set_metadata_entry("labels", NAMESPACE_LABEL, &k.metadata.namespace);
         }
-        default_namespaces(&mut objects, &self.schema);
+        // kinds whose CRDs this run renders are scoped as their CRDs say
+        let mut schema = self.schema.clone();
+        for o in known_objects.iter().chain(objects.iter()) {
+            if o.kind() == "CustomResourceDefinition" {
+                schema.register_crd(o);
+            }
+        }
+        default_namespaces(&mut objects, &schema);
 
         let reconciler = Reconciler {
             source: &NoSource,
             verifier: &NoVerification,
             renderer: self.renderer,
             applier: self.applier,
-            schema: self.schema.clone(),
+            schema: schema.clone(),
         };
         let ropts = ReconcileOptions {
             path: path.clone(),
@@ -687,6 +733,7 @@ impl FleetContext<'_> {
             },
             dry_run: options.dry_run,
             impersonate: k.impersonation(),
+            policies: fleet_policies(k, known_objects, &schema),
         };
         let applied = reconciler
             .reconcile_objects(
@@ -769,6 +816,68 @@ impl FleetContext<'_> {
         result.message = format!("Applied revision: {revision}");
         result.last_applied_revision = Some(revision);
         outcome(result, objects, self.clock)
+    }
+
+    /// Flux's `spec.decryption`: provider `sops`, the age identities in
+    /// the `*.agekey` entries of the Secret `secretRef` names (read through
+    /// the Applier, in the Kustomization's namespace).
+    async fn secret_rules(
+        &self,
+        k: &Kustomization,
+        d: &crate::flux::Decryption,
+    ) -> Result<crate::sops::SecretRules, String> {
+        if d.provider != "sops" {
+            return Err(format!(
+                "spec.decryption.provider {:?} is not supported (only sops)",
+                d.provider
+            ));
+        }
+        #[cfg(feature = "sops")]
+        {
+            let mut ids = crate::sops::AgeIdentities::default();
+            if let Some(r) = &d.secret_ref {
+                let id = ObjectId::new("", "Secret", &k.metadata.namespace, &r.name);
+                let obj = self
+                    .applier
+                    .get(&id)
+                    .await
+                    .map_err(|e| format!("spec.decryption.secretRef: {e}"))?
+                    .ok_or_else(|| {
+                        format!("spec.decryption.secretRef: {} not found", id.subject())
+                    })?;
+                let mut entries: Vec<(String, String)> = Vec::new();
+                if let Some(data) = obj.value().get("data").and_then(|v| v.as_object()) {
+                    for (key, v) in data {
+                        let text = v.as_str().and_then(decode_base64).ok_or_else(|| {
+                            format!("{}: data.{key} is not valid base64", id.subject())
+                        })?;
+                        entries.push((key.clone(), text));
+                    }
+                }
+                if let Some(data) = obj.value().get("stringData").and_then(|v| v.as_object()) {
+                    for (key, v) in data {
+                        entries.push((key.clone(), v.as_str().unwrap_or_default().to_string()));
+                    }
+                }
+                for (key, text) in entries.iter().filter(|(k, _)| k.ends_with(".agekey")) {
+                    let source = format!("{}: data.{key}", id.subject());
+                    ids.extend(
+                        crate::sops::AgeIdentities::parse(&source, text)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+            }
+            Ok(crate::sops::SecretRules {
+                refuse_plaintext: false,
+                allow_plaintext: Vec::new(),
+                decryptor: Some(std::sync::Arc::new(crate::sops::SopsDecryptor::new(ids))),
+            })
+        }
+        #[cfg(not(feature = "sops"))]
+        {
+            let _ = k;
+            Err("spec.decryption needs driftless built with the `sops` feature".to_string())
+        }
     }
 
     async fn substitution_vars(

@@ -409,6 +409,7 @@ fn classify(
         let foreign = foreign_paths(live, &options.field_manager);
         drift.retain(|c| c.desired.is_none() || !foreign.contains(&c.path));
     }
+    diff::mask_secret_drift(desired, &mut drift);
     if drift.is_empty() {
         return Ok(PlannedChange {
             id,

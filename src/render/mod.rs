@@ -72,6 +72,25 @@ impl RenderError {
 pub trait Renderer: Send + Sync {
     /// Renders the folder `path` (relative to the snapshot root).
     fn render(&self, snapshot: &Verified<Snapshot>, path: &str) -> Result<Rendered, RenderError>;
+
+    /// Renders `path` with these Secret rules (plaintext refusal, SOPS
+    /// decryption) instead of the renderer's own; the fleet calls this for
+    /// a Kustomization with `spec.decryption`. Renderers that cannot
+    /// decrypt refuse a set decryptor rather than ignore it.
+    fn render_with_secrets(
+        &self,
+        snapshot: &Verified<Snapshot>,
+        path: &str,
+        secrets: &crate::sops::SecretRules,
+    ) -> Result<Rendered, RenderError> {
+        if secrets.decryptor.is_some() {
+            return Err(RenderError::new(
+                path,
+                "this renderer does not support SOPS decryption",
+            ));
+        }
+        self.render(snapshot, path)
+    }
 }
 
 pub mod kustomize;

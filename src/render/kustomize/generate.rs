@@ -145,6 +145,7 @@ fn collect(
     file: &str,
     args: &GeneratorArgs,
     what: &str,
+    secrets: &crate::sops::SecretRules,
 ) -> Result<Vec<(String, Datum)>, RenderError> {
     let err = |m: String| RenderError::new(file, m).with_field(what.to_string());
     let mut out: Vec<(String, Datum)> = Vec::new();
@@ -157,6 +158,8 @@ fn collect(
         let bytes = tree.read(&p).map_err(|e| err(e.to_string()))?;
         let text = std::str::from_utf8(bytes)
             .map_err(|_| err(format!("env file {env} is not valid UTF-8")))?;
+        let decrypted = secrets.decrypt(&p, text).map_err(|e| err(e.to_string()))?;
+        let text = decrypted.as_deref().unwrap_or(text);
         for (i, line) in text.split('\n').enumerate() {
             let mut line = line.strip_suffix('\r').unwrap_or(line);
             if i == 0 {
@@ -202,7 +205,10 @@ fn collect(
         let p = join_path(dir, path).map_err(|e| err(e.to_string()))?;
         let bytes = tree.read(&p).map_err(|e| err(e.to_string()))?;
         let d = match std::str::from_utf8(bytes) {
-            Ok(s) => Datum::Text(s.to_string()),
+            Ok(s) => match secrets.decrypt(&p, s).map_err(|e| err(e.to_string()))? {
+                Some(plain) => Datum::Text(plain),
+                None => Datum::Text(s.to_string()),
+            },
             Err(_) => Datum::Binary(bytes.to_vec()),
         };
         out.push((key, d));
@@ -236,6 +242,7 @@ pub(crate) fn generate(
     args: &GeneratorArgs,
     secret: bool,
     global: Option<&GeneratorOptions>,
+    secrets: &crate::sops::SecretRules,
 ) -> Result<Res, RenderError> {
     let what = if secret {
         "secretGenerator"
@@ -258,7 +265,7 @@ pub(crate) fn generate(
             )
         }
     };
-    let pairs = collect(tree, dir, file, args, what)?;
+    let pairs = collect(tree, dir, file, args, what, secrets)?;
     let mut data = Map::new();
     let mut binary = Map::new();
     for (k, d) in pairs {

@@ -60,8 +60,11 @@ pub struct KustomizeOptions {
     pub schema: Schema,
     /// Limits for every YAML file read.
     pub limits: YamlLimits,
-    /// Deepest nesting of kustomizations accepted.
+    /// Deepest nesting of kustomizations accepted (the smaller of this and
+    /// `limits.max_kustomization_depth` applies).
     pub max_depth: usize,
+    /// Plaintext-Secret refusal and SOPS decryption.
+    pub secrets: crate::sops::SecretRules,
 }
 
 impl Default for KustomizeOptions {
@@ -71,6 +74,7 @@ impl Default for KustomizeOptions {
             schema: Schema::kubernetes(),
             limits: YamlLimits::default(),
             max_depth: 64,
+            secrets: crate::sops::SecretRules::default(),
         }
     }
 }
@@ -102,6 +106,25 @@ impl Kustomize {
 impl Renderer for Kustomize {
     fn render(&self, snapshot: &Verified<Snapshot>, path: &str) -> Result<Rendered, RenderError> {
         build(&snapshot.tree, path, &self.options)
+    }
+
+    fn render_with_secrets(
+        &self,
+        snapshot: &Verified<Snapshot>,
+        path: &str,
+        secrets: &crate::sops::SecretRules,
+    ) -> Result<Rendered, RenderError> {
+        let mut options = self.options.clone();
+        options.secrets = crate::sops::SecretRules {
+            refuse_plaintext: options.secrets.refuse_plaintext || secrets.refuse_plaintext,
+            allow_plaintext: if secrets.refuse_plaintext {
+                secrets.allow_plaintext.clone()
+            } else {
+                options.secrets.allow_plaintext.clone()
+            },
+            decryptor: secrets.decryptor.clone().or(options.secrets.decryptor),
+        };
+        build(&snapshot.tree, path, &options)
     }
 }
 
@@ -336,7 +359,12 @@ impl<'a> Builder<'a> {
                 format!("cycle detected: {}", cycle.join(" -> ")),
             ));
         }
-        if self.stack.len() >= self.opts.max_depth {
+        if self.stack.len()
+            >= self
+                .opts
+                .max_depth
+                .min(self.opts.limits.max_kustomization_depth)
+        {
             return Err(RenderError::new(
                 dir,
                 "kustomizations are nested too deeply",
@@ -440,8 +468,68 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// Refuses a secretGenerator with literals or inputs that are not
+    /// SOPS-encrypted, unless the kustomization's path is allowed.
+    fn check_secret_generator(
+        &self,
+        dir: &str,
+        file: &str,
+        g: &model::GeneratorArgs,
+    ) -> Result<(), RenderError> {
+        if self.opts.secrets.allows_plaintext(file) {
+            return Ok(());
+        }
+        let name = g.name.clone().unwrap_or_default();
+        let refuse = |why: String| {
+            Err(RenderError::new(
+                file,
+                format!("secretGenerator {name}: {why}: Secrets must be SOPS-encrypted in Git"),
+            )
+            .with_object(format!("Secret/{name}"))
+            .with_field("secretGenerator"))
+        };
+        if !g.literals.is_empty() {
+            return refuse("literals are plaintext".to_string());
+        }
+        let files = g
+            .files
+            .iter()
+            .map(|f| f.split_once('=').map(|(_, p)| p).unwrap_or(f));
+        for rel in g
+            .envs
+            .iter()
+            .map(String::as_str)
+            .chain(g.env.as_deref())
+            .chain(files)
+        {
+            let p =
+                join_path(dir, rel).map_err(|e| path_err(file, e).with_field("secretGenerator"))?;
+            let text = self.read_text(&p, file)?;
+            if !crate::sops::is_encrypted(&p, text) {
+                return refuse(format!("input {p} is not SOPS-encrypted"));
+            }
+        }
+        Ok(())
+    }
+
     fn load_resource_file(&self, path: &str, from: &str) -> Result<Vec<Res>, RenderError> {
-        let text = self.read_text(path, from)?;
+        let raw = self.read_text(path, from)?;
+        let encrypted = crate::sops::is_encrypted(path, raw);
+        let rules = &self.opts.secrets;
+        let decrypted = rules.decrypt(path, raw).map_err(|e| {
+            let err = RenderError::new(path, e.message);
+            match readable_subject(path, raw, &self.opts.limits) {
+                Some(subject) => err.with_object(subject),
+                None => err,
+            }
+        })?;
+        if encrypted && decrypted.is_none() && rules.refuse_plaintext {
+            return Err(RenderError::new(
+                path,
+                "the file is SOPS-encrypted but no decryption is configured",
+            ));
+        }
+        let text = decrypted.as_deref().unwrap_or(raw);
         let docs = crate::yaml::load_documents(path, text, &self.opts.limits).map_err(|e| {
             RenderError::new(
                 match e.line {
@@ -451,6 +539,15 @@ impl<'a> Builder<'a> {
                 e.message.clone(),
             )
         })?;
+        if !rules.allows_plaintext(path) {
+            for d in &docs {
+                // a document left encrypted (decrypt: Disabled) must really
+                // be: every value an ENC[...] string
+                if d.get("sops").is_some() || !encrypted {
+                    check_plaintext_secret(path, d)?;
+                }
+            }
+        }
         let mut out = Vec::new();
         for d in docs {
             push_doc(d, path, &mut out)?;
@@ -519,14 +616,29 @@ impl<'a> Builder<'a> {
         }
         // generators
         for g in &k.config_map_generator {
-            let r =
-                generate::generate(self.tree, dir, file, g, false, k.generator_options.as_ref())?;
+            let r = generate::generate(
+                self.tree,
+                dir,
+                file,
+                g,
+                false,
+                k.generator_options.as_ref(),
+                &self.opts.secrets,
+            )?;
             self.check_generator_files(dir, file, g)?;
             self.merge_generated(acc, r, file)?;
         }
         for g in &k.secret_generator {
-            let r =
-                generate::generate(self.tree, dir, file, g, true, k.generator_options.as_ref())?;
+            self.check_secret_generator(dir, file, g)?;
+            let r = generate::generate(
+                self.tree,
+                dir,
+                file,
+                g,
+                true,
+                k.generator_options.as_ref(),
+                &self.opts.secrets,
+            )?;
             self.check_generator_files(dir, file, g)?;
             self.merge_generated(acc, r, file)?;
         }
@@ -835,6 +947,63 @@ fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError>
         return Err(RenderError::new(file, e.to_string()));
     }
     out.push(Res::new(d, file));
+    Ok(())
+}
+
+/// The subject of the one object in an encrypted file, when its kind and
+/// name are stored in plaintext (SOPS with `encrypted_regex`).
+fn readable_subject(path: &str, raw: &str, limits: &crate::yaml::YamlLimits) -> Option<String> {
+    let docs = crate::yaml::load_documents(path, raw, limits).ok()?;
+    let [doc] = docs.as_slice() else { return None };
+    let kind = doc.get("kind").and_then(Value::as_str)?;
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str)?;
+    if kind.starts_with("ENC[") || name.starts_with("ENC[") {
+        return None;
+    }
+    Some(
+        match doc
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty() && !n.starts_with("ENC["))
+        {
+            Some(ns) => format!("{kind}/{ns}/{name}"),
+            None => format!("{kind}/{name}"),
+        },
+    )
+}
+
+/// Refuses a Secret with `data` or `stringData` read from a plaintext file.
+fn check_plaintext_secret(path: &str, doc: &Value) -> Result<(), RenderError> {
+    if doc.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return Ok(());
+    }
+    let sops = doc.get("sops").is_some();
+    for field in ["data", "stringData"] {
+        let set = doc.get(field).and_then(Value::as_object).is_some_and(|m| {
+            m.values().any(|v| {
+                !sops
+                    || !v
+                        .as_str()
+                        .is_some_and(|s| s.is_empty() || s.starts_with("ENC[AES256_GCM,"))
+            })
+        });
+        if set {
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let subject = match doc.pointer("/metadata/namespace").and_then(Value::as_str) {
+                Some(ns) if !ns.is_empty() => format!("Secret/{ns}/{name}"),
+                _ => format!("Secret/{name}"),
+            };
+            return Err(RenderError::new(
+                path,
+                "plaintext Secret: its values are not SOPS-encrypted (encrypt the file with sops, or allow this path)",
+            )
+            .with_object(subject)
+            .with_field(field));
+        }
+    }
     Ok(())
 }
 

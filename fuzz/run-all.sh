@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every target in fuzz/fuzz_targets for SECONDS each (default 60) on
+# stable Rust (RUSTC_BOOTSTRAP=1 lets cargo-fuzz use the sanitizer flags),
+# seeding each corpus from fuzz/corpus/<target> (committed seeds made from
+# the test fixtures). Prints one line per target with its exec count, and
+# fails if any target finds a crash (the artifact is under fuzz/artifacts).
+set -euo pipefail
+SECONDS_PER_TARGET="${1:-60}"
+cd "$(dirname "$0")"
+export RUSTC_BOOTSTRAP=1
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 1; }
+status=0
+summary=""
+for src in fuzz_targets/*.rs; do
+  target="$(basename "$src" .rs)"
+  mkdir -p "corpus/$target" "artifacts/$target"
+  work="$(mktemp -d)"
+  cp -r "corpus/$target/." "$work/" 2>/dev/null || true
+  log="$(mktemp)"
+  if cargo fuzz run "$target" "$work" -- -max_total_time="$SECONDS_PER_TARGET" \
+      -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
+    result=ok
+  else
+    result=CRASH
+    status=1
+    tail -40 "$log" >&2
+  fi
+  execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
+  if [ -z "$execs" ]; then
+    execs="$(grep -o '#[0-9]*' "$log" | tail -1 | tr -d '#')"
+  fi
+  summary+="$target ${SECONDS_PER_TARGET}s ${execs:-?} execs $result"$'\n'
+  rm -rf "$work" "$log"
+done
+printf '%s' "$summary"
+exit $status
