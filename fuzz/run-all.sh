@@ -18,16 +18,16 @@ for src in fuzz_targets/*.rs; do
   cp -r "corpus/$target/." "$work/" 2>/dev/null || true
   log="$(mktemp)"
   if cargo fuzz run "$target" "$work" -- -max_total_time="$SECONDS_PER_TARGET" \
-      -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
+      -artifact_prefix="artifacts/$target/" -print_final_stats=1 >"$log" 2>&1; then
     result=ok
   else
     result=CRASH
     status=1
     tail -40 "$log" >&2
   fi
-  execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
+  execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)"
   if [ -z "$execs" ]; then
-    execs="$(grep -o '#[0-9]*' "$log" | tail -1 | tr -d '#')"
+    execs="$(grep -o '#[0-9]*' "$log" | tail -1 | tr -d '#' || true)"
   fi
   summary+="$target ${SECONDS_PER_TARGET}s ${execs:-?} execs $result"$'\n'
   rm -rf "$work" "$log"
