@@ -38,6 +38,7 @@ use driftless::flux::parse_duration;
 use driftless::plan::Action;
 use driftless::render::kustomize::{Kustomize, KustomizeOptions};
 use driftless::schema::Schema;
+use driftless::sops::SecretRules;
 use driftless::source::{DirSource, GitRef, GitSource, Source};
 use driftless::verify::{
     danger::NoVerification, OpenPgpVerifier, SshVerifier, Verifier, VerifyMode,
@@ -94,6 +95,10 @@ struct Args {
     /// Reconcile a Git revision without checking its signature.
     #[arg(long)]
     insecure_skip_verify: bool,
+    /// Allow plaintext Secrets from this file or folder (relative to the
+    /// repository root); repeatable. Everything else must be SOPS-encrypted.
+    #[arg(long = "allow-plaintext-secrets")]
+    allow_plaintext_secrets: Vec<String>,
     /// ssh: the deploy key.
     #[arg(long, requires = "known_hosts")]
     ssh_key: Option<PathBuf>,
@@ -222,8 +227,14 @@ async fn run(args: Args) -> Result<bool, String> {
         ));
     }
     let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
+    // Secrets do not go in Git: plaintext Secrets are refused unless their
+    // path is allowed explicitly (SOPS-encrypted ones are decrypted through
+    // each Kustomization's spec.decryption)
+    let mut secrets = SecretRules::refuse_plaintext(None);
+    secrets.allow_plaintext = args.allow_plaintext_secrets.clone();
     let renderer = Kustomize::new(KustomizeOptions {
         flux: true,
+        secrets,
         ..KustomizeOptions::default()
     });
     let options = FleetOptions {

@@ -964,3 +964,50 @@ fn reconcile_example_refuses_an_unverified_git_revision() {
         stdout(&out)
     );
 }
+
+/// The reconcile example refuses a plaintext Secret committed to the fleet,
+/// naming the file and the object, and applies nothing of that
+/// Kustomization; `--allow-plaintext-secrets <path>` lets it through.
+#[test]
+fn reconcile_example_refuses_plaintext_secrets() {
+    let fleet = demo_fleet();
+    std::fs::write(
+        fleet.path().join("apps/base/app1/db-secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: apps\nstringData:\n  password: hunter2\n",
+    )
+    .unwrap();
+    edit_file(
+        &fleet.path().join("apps/base/app1/kustomization.yaml"),
+        "  - image-policy.yaml\n",
+        "  - image-policy.yaml\n  - db-secret.yaml\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let st = state.path().to_str().unwrap().to_string();
+    let repo = fleet.path().to_str().unwrap().to_string();
+    let out = run_example("reconcile", &["--repo", &repo, "--state", &st]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Kustomization/flux-system/apps not ready: BuildFailed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("db-secret.yaml") && err.contains("Secret/apps/db"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2") && !stdout(&out).contains("hunter2"));
+    assert!(!state.path().join("objects/core/Secret").exists());
+    let out = run_example(
+        "reconcile",
+        &[
+            "--repo",
+            &repo,
+            "--state",
+            &st,
+            "--allow-plaintext-secrets",
+            "apps/base/app1/db-secret.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Secret/apps/db created"));
+}
