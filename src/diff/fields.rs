@@ -74,14 +74,6 @@ impl FieldPath {
         }
         Some(cur)
     }
-
-    /// True for bookkeeping fields that never count as drift.
-    pub fn is_metadata_noise(&self) -> bool {
-        matches!(self.0.as_slice(),
-            [Segment::Field(m), Segment::Field(k), ..] if m == "metadata"
-                && matches!(k.as_str(), "managedFields" | "resourceVersion" | "uid" | "generation" | "creationTimestamp"))
-            || matches!(self.0.first(), Some(Segment::Field(s)) if s == "status")
-    }
 }
 
 fn decode(node: &Value, prefix: &mut Vec<Segment>, out: &mut Vec<FieldPath>) {

@@ -24,6 +24,14 @@ use std::sync::{Arc, Mutex};
 use gix::bstr::ByteSlice;
 use gix::remote::Direction;
 
+/// A fetch connection as gix gives it for a URL.
+type GitConnection<'remote, 'repo> = gix::remote::Connection<
+    'remote,
+    'static,
+    'repo,
+    Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
+>;
+
 use super::ignore::IgnoreRules;
 use super::{CommitInfo, GitRef, Snapshot, Source, SourceError, TagInfo, Tree};
 use crate::object::Revision;
@@ -578,24 +586,29 @@ impl GitSource {
         Ok(Some(Box::new(opts)))
     }
 
-    /// Connects with `specs`, lists the matching refs and, unless `want`'s
-    /// target is already in the cache, receives a pack. Returns the tip of
-    /// `want` (None if the remote lacks it).
-    fn fetch_specs(
+    /// The remote for this source's URL with `specs` as fetch refspecs and
+    /// no tag following.
+    fn remote<'repo, 's>(
         &self,
-        repo: &gix::Repository,
-        specs: &[String],
-        want: Option<&str>,
-        depth: Option<u32>,
-    ) -> Result<Option<gix::ObjectId>, SourceError> {
-        let remote = repo
-            .remote_at(self.url.as_str())
+        repo: &'repo gix::Repository,
+        specs: impl IntoIterator<Item = &'s str>,
+    ) -> Result<gix::Remote<'repo>, SourceError> {
+        repo.remote_at(self.url.as_str())
             .map_err(|e| {
                 SourceError::Invalid(self.scrub(format!("invalid URL {}: {e}", self.url)))
             })?
             .with_fetch_tags(gix::remote::fetch::Tags::None)
-            .with_refspecs(specs.iter().map(|s| s.as_str()), Direction::Fetch)
-            .map_err(|e| SourceError::Invalid(format!("invalid ref spec: {e}")))?;
+            .with_refspecs(specs, Direction::Fetch)
+            .map_err(|e| SourceError::Invalid(format!("invalid ref spec: {e}")))
+    }
+
+    /// Connects to `remote` with this source's transport options and
+    /// credentials (basic auth is answered from memory, never a helper).
+    fn connect<'remote, 'repo>(
+        &self,
+        repo: &'repo gix::Repository,
+        remote: &'remote gix::Remote<'repo>,
+    ) -> Result<GitConnection<'remote, 'repo>, SourceError> {
         let mut conn = remote
             .connect(Direction::Fetch)
             .map_err(|e| self.transport_err("connecting to", e))?;
@@ -603,7 +616,7 @@ impl GitSource {
             conn = conn.with_transport_options(opts);
         }
         let auth = self.auth.clone();
-        let conn = conn.with_credentials(move |action| match action {
+        Ok(conn.with_credentials(move |action| match action {
             gix::credentials::helper::Action::Get(ctx) => match &auth {
                 Auth::Basic { username, password } => {
                     Ok(Some(gix::credentials::protocol::Outcome {
@@ -618,7 +631,21 @@ impl GitSource {
                 _ => Ok(None),
             },
             _ => Ok(None),
-        });
+        }))
+    }
+
+    /// Connects with `specs`, lists the matching refs and, unless `want`'s
+    /// target is already in the cache, receives a pack. Returns the tip of
+    /// `want` (None if the remote lacks it).
+    fn fetch_specs(
+        &self,
+        repo: &gix::Repository,
+        specs: &[String],
+        want: Option<&str>,
+        depth: Option<u32>,
+    ) -> Result<Option<gix::ObjectId>, SourceError> {
+        let remote = self.remote(repo, specs.iter().map(|s| s.as_str()))?;
+        let conn = self.connect(repo, &remote)?;
         let prepare = conn
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| self.transport_err("listing refs of", e))?;
@@ -654,37 +681,8 @@ impl GitSource {
 
     /// Lists the remote's tags.
     fn list_tags(&self, repo: &gix::Repository) -> Result<Vec<String>, SourceError> {
-        let remote = repo
-            .remote_at(self.url.as_str())
-            .map_err(|e| {
-                SourceError::Invalid(self.scrub(format!("invalid URL {}: {e}", self.url)))
-            })?
-            .with_fetch_tags(gix::remote::fetch::Tags::None)
-            .with_refspecs(["+refs/tags/*:refs/driftless/tags/*"], Direction::Fetch)
-            .map_err(|e| SourceError::Invalid(format!("invalid ref spec: {e}")))?;
-        let mut conn = remote
-            .connect(Direction::Fetch)
-            .map_err(|e| self.transport_err("connecting to", e))?;
-        if let Some(opts) = self.transport_options(repo)? {
-            conn = conn.with_transport_options(opts);
-        }
-        let auth = self.auth.clone();
-        let conn = conn.with_credentials(move |action| match action {
-            gix::credentials::helper::Action::Get(ctx) => match &auth {
-                Auth::Basic { username, password } => {
-                    Ok(Some(gix::credentials::protocol::Outcome {
-                        identity: gix::sec::identity::Account {
-                            username: username.clone(),
-                            password: password.clone(),
-                            oauth_refresh_token: None,
-                        },
-                        next: ctx.into(),
-                    }))
-                }
-                _ => Ok(None),
-            },
-            _ => Ok(None),
-        });
+        let remote = self.remote(repo, ["+refs/tags/*:refs/driftless/tags/*"])?;
+        let conn = self.connect(repo, &remote)?;
         let (map, _) = conn
             .ref_map(gix::progress::Discard, Default::default())
             .map_err(|e| self.transport_err("listing tags of", e))?;
