@@ -29,7 +29,9 @@ for src in fuzz_targets/*.rs; do
   if [ -z "$execs" ]; then
     execs="$(grep -o '#[0-9]*' "$log" | tail -1 | tr -d '#' || true)"
   fi
-  summary+="$target ${SECONDS_PER_TARGET}s ${execs:-?} execs $result"$'\n'
+  line="$target ${SECONDS_PER_TARGET}s ${execs:-?} execs $result"
+  echo "$line" >&2
+  summary+="$line"$'\n'
   rm -rf "$work" "$log"
 done
 printf '%s' "$summary"
