@@ -244,8 +244,38 @@ impl Object {
 
     /// A field by JSON pointer (`/spec/replicas`).
     pub fn pointer(&self, pointer: &str) -> Option<&Value> {
-        self.value.pointer(pointer)
+        pointer_get(&self.value, pointer)
     }
+}
+
+/// [`Value::pointer`] without its allocations: a JSON pointer (RFC 6901,
+/// `~0` and `~1` escapes) resolved against `value`. Tokens without escapes,
+/// the common case, are looked up as they are.
+pub fn pointer_get<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    rest.split('/').try_fold(value, |cur, token| {
+        let unescaped;
+        let token = if token.contains('~') {
+            unescaped = token.replace("~1", "/").replace("~0", "~");
+            unescaped.as_str()
+        } else {
+            token
+        };
+        match cur {
+            Value::Object(m) => m.get(token),
+            Value::Array(a) => {
+                let leading_zero = token.len() > 1 && token.starts_with('0');
+                if leading_zero || token.starts_with('+') {
+                    return None;
+                }
+                a.get(token.parse::<usize>().ok()?)
+            }
+            _ => None,
+        }
+    })
 }
 
 /// The group part of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
@@ -271,6 +301,24 @@ pub struct ObjectId {
 }
 
 impl ObjectId {
+    /// Flux's inventory id, `<ns>_<name>_<group>_<Kind>` (the `Display`
+    /// form), built in one allocation.
+    pub fn inventory_id(&self) -> String {
+        let mut s = String::with_capacity(
+            self.namespace.len() + self.name.len() + self.group.len() + self.kind.len() + 3,
+        );
+        for (i, part) in [&self.namespace, &self.name, &self.group, &self.kind]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                s.push('_');
+            }
+            s.push_str(part);
+        }
+        s
+    }
+
     /// Builds an id.
     pub fn new(group: &str, kind: &str, namespace: &str, name: &str) -> Self {
         ObjectId {
@@ -294,11 +342,7 @@ impl ObjectId {
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}_{}_{}_{}",
-            self.namespace, self.name, self.group, self.kind
-        )
+        f.write_str(&self.inventory_id())
     }
 }
 
@@ -388,6 +432,29 @@ impl FromStr for Revision {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pointer_agrees_with_serde_json() {
+        let v = serde_json::json!({"a": {"b/c": [1, {"d~e": 2}], "": 3, "0": 4}, "l": [5, 6]});
+        for p in [
+            "",
+            "/",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/1/d~0e",
+            "/a/b~1c/01",
+            "/a/b~1c/+1",
+            "/a/",
+            "/a/0",
+            "/l/1",
+            "/l/2",
+            "/l/-",
+            "a",
+            "/a/b~1c/1/d~0e/x",
+            "/a/b~2c",
+        ] {
+            assert_eq!(super::pointer_get(&v, p), v.pointer(p), "{p}");
+        }
+    }
     use super::*;
     use serde_json::json;
 

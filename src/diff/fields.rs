@@ -121,7 +121,9 @@ pub fn owned_paths(live: &Object, manager: &str) -> Vec<FieldPath> {
 pub fn managed_paths(live: &Object, select: impl Fn(&str, &str) -> bool) -> Vec<FieldPath> {
     let mut out = Vec::new();
     let Some(entries) = live
-        .pointer("/metadata/managedFields")
+        .value()
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
         .and_then(Value::as_array)
     else {
         return out;

@@ -110,24 +110,31 @@ fn list_key(desired: &[Value], live: &[Value]) -> Option<&'static str> {
         .find(|k| unique_key(desired, k) && unique_key(live, k))
 }
 
+fn scalar_at<'v>(item: &'v Value, key: &str) -> Option<&'v Value> {
+    item.get(key).filter(|v| !v.is_object() && !v.is_array())
+}
+
 /// True when every item has a scalar `key` and no two items share its value.
 fn unique_key(items: &[Value], key: &str) -> bool {
-    let values: Option<Vec<&Value>> = items
-        .iter()
-        .map(|i| i.get(key).filter(|v| !v.is_object() && !v.is_array()))
-        .collect();
-    let Some(values) = values else {
-        return false;
-    };
-    if values.len() <= 32 {
-        values
-            .iter()
-            .enumerate()
-            .all(|(i, a)| values[..i].iter().all(|b| a != b))
-    } else {
-        let mut seen = std::collections::BTreeSet::new();
-        values.iter().all(|v| seen.insert(v.to_string()))
+    const SMALL: usize = 16;
+    if items.len() <= SMALL {
+        // the common case (a few containers, ports, env vars): no allocation
+        let mut seen: [&Value; SMALL] = [&Value::Null; SMALL];
+        for (n, item) in items.iter().enumerate() {
+            let Some(v) = scalar_at(item, key) else {
+                return false;
+            };
+            if seen[..n].contains(&v) {
+                return false;
+            }
+            seen[n] = v;
+        }
+        return true;
     }
+    let mut seen = std::collections::BTreeSet::new();
+    items
+        .iter()
+        .all(|i| scalar_at(i, key).is_some_and(|v| seen.insert(v.to_string())))
 }
 
 fn push_key_segment(path: &mut String, key: &str, value: &Value) {
@@ -162,26 +169,25 @@ fn covers(desired: &Value, live: &Value) -> bool {
         (Value::Object(d), Value::Object(l)) => {
             // both maps iterate in key order: a merge join needs no lookups
             let mut live_iter = l.iter().peekable();
-            d.iter().all(|(k, dv)| {
-                while live_iter
-                    .next_if(|(lk, _)| lk.as_str() < k.as_str())
-                    .is_some()
-                {}
-                match live_iter.next_if(|(lk, _)| *lk == k) {
-                    Some((_, lv)) => !dv.is_null() && covers(dv, lv),
-                    None => dv.is_null(),
+            d.iter().all(|(k, dv)| loop {
+                match live_iter.peek().map(|(lk, _)| lk.as_str().cmp(k.as_str())) {
+                    Some(std::cmp::Ordering::Less) => {
+                        live_iter.next();
+                    }
+                    Some(std::cmp::Ordering::Equal) => {
+                        let lv = live_iter.next().map(|(_, lv)| lv);
+                        break lv.is_some_and(|lv| !dv.is_null() && covers(dv, lv));
+                    }
+                    _ => break dv.is_null(),
                 }
             })
         }
-        (Value::Array(d), Value::Array(l)) => match list_key(d, l) {
-            Some(key) => {
-                d.len() == l.len()
-                    && d.iter()
-                        .zip(l)
-                        .all(|(a, b)| a.get(key) == b.get(key) && covers(a, b))
-            }
-            None => d.len() == l.len() && d.iter().zip(l).all(|(a, b)| covers(a, b)),
-        },
+        // Keyed or not, a list Git sets is covered only item by item in the
+        // same order: for keyed lists the key is one of the fields `covers`
+        // compares, so no key lookup is needed here.
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| covers(a, b))
+        }
         (d, l) => equal(d, l),
     }
 }
@@ -385,7 +391,9 @@ pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<
     let crd = desired.kind() == "CustomResourceDefinition";
     w.walk(desired.value(), Some(live.value()), !crd);
     if let Some(entries) = live
-        .pointer("/metadata/managedFields")
+        .value()
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
         .and_then(Value::as_array)
     {
         for e in entries {

@@ -38,29 +38,24 @@ pub enum SsaPolicy {
 impl SsaPolicy {
     /// The policy an object's annotation asks for (case-insensitive, as Flux).
     pub fn of(object: &Object) -> SsaPolicy {
-        match object
+        object
             .annotation(annotations::SSA)
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("merge") => SsaPolicy::Merge,
-            Some("ifnotpresent") => SsaPolicy::IfNotPresent,
-            Some("ignore") => SsaPolicy::Ignore,
-            _ => SsaPolicy::Override,
+            .map_or(SsaPolicy::Override, SsaPolicy::parse)
+    }
+
+    /// The policy an annotation value names (case-insensitive, as Flux);
+    /// unknown values mean [`SsaPolicy::Override`].
+    pub fn parse(value: &str) -> SsaPolicy {
+        if value.eq_ignore_ascii_case("merge") {
+            SsaPolicy::Merge
+        } else if value.eq_ignore_ascii_case("ifnotpresent") {
+            SsaPolicy::IfNotPresent
+        } else if value.eq_ignore_ascii_case("ignore") {
+            SsaPolicy::Ignore
+        } else {
+            SsaPolicy::Override
         }
     }
-}
-
-fn disabled(object: &Object, key: &str) -> bool {
-    object
-        .annotation(key)
-        .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
-}
-
-fn force_enabled(object: &Object) -> bool {
-    object
-        .annotation(annotations::FORCE)
-        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
 }
 
 /// Settings of the planner.
@@ -72,6 +67,10 @@ pub struct PlanOptions {
     pub force: bool,
     /// The field manager whose earlier applies define ownership.
     pub field_manager: String,
+    /// How many threads may classify objects (large plans only; the plan
+    /// is the same for any value). Defaults to the machine's parallelism.
+    #[serde(skip, default = "default_parallelism")]
+    pub parallelism: usize,
 }
 
 impl Default for PlanOptions {
@@ -80,8 +79,13 @@ impl Default for PlanOptions {
             prune: true,
             force: false,
             field_manager: "kustomize-controller".to_string(),
+            parallelism: default_parallelism(),
         }
     }
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// One planned step for one object.
@@ -259,12 +263,46 @@ pub fn check_kinds(desired: &[Object], schema: &Schema) -> Result<(), PlanError>
     Ok(())
 }
 
+/// Flux's per-object annotations, read once per object.
+#[derive(Clone, Copy, Default)]
+struct Flags {
+    reconcile_disabled: bool,
+    prune_disabled: bool,
+    force: bool,
+    ssa: SsaPolicy,
+}
+
+impl Flags {
+    fn of(object: &Object) -> Flags {
+        let Some(ann) = object
+            .value()
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(serde_json::Value::as_object)
+        else {
+            return Flags::default();
+        };
+        let get = |key: &str| ann.get(key).and_then(serde_json::Value::as_str);
+        let is = |key: &str, want: &str| get(key).is_some_and(|v| v.eq_ignore_ascii_case(want));
+        Flags {
+            reconcile_disabled: is(annotations::RECONCILE, "disabled"),
+            prune_disabled: is(annotations::PRUNE, "disabled"),
+            force: is(annotations::FORCE, "enabled"),
+            ssa: get(annotations::SSA).map_or(SsaPolicy::Override, SsaPolicy::parse),
+        }
+    }
+}
+
 /// Makes the plan. Pure: the same inputs give the same plan, byte for byte.
 ///
 /// - `desired`: the rendered objects (any order);
 /// - `live`: the live objects for every desired id and every id of the
 ///   previous inventory that exists (absent ids are simply missing);
 /// - `previous`: the inventory recorded by the last run.
+///
+/// Each object is read once for its id and annotations, and the live
+/// objects are matched by a merge join over the sorted ids when `live` is
+/// not much larger than `desired` (lookups otherwise).
 pub fn plan(
     desired: &[Object],
     live: &BTreeMap<ObjectId, Object>,
@@ -273,79 +311,130 @@ pub fn plan(
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let ids: Vec<ObjectId> = desired.iter().map(Object::id).collect();
-    let mut sorted: Vec<&ObjectId> = ids.iter().collect();
-    sorted.sort_unstable();
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]));
     // ids are unique from here on, so unstable sorts below stay deterministic
-    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+    if let Some(w) = order.windows(2).find(|w| ids[w[0]] == ids[w[1]]) {
+        let id = &ids[w[0]];
         return Err(PlanError::DuplicateId {
-            subject: w[0].subject(),
-            id: w[0].to_string(),
+            subject: id.subject(),
+            id: id.to_string(),
         });
     }
+    let live_of = match_live(&ids, &order, live);
 
-    let mut by_stage: BTreeMap<Stage, Vec<(usize, PlannedChange)>> = BTreeMap::new();
-    let mut entries = Vec::with_capacity(desired.len());
-    let mut desired_ids = Vec::with_capacity(desired.len());
-    for (o, id) in desired.iter().zip(&ids) {
-        let change = classify(o, id, live.get(id), schema, options)?;
-        let id_string = id.to_string();
-        if SsaPolicy::of(o) != SsaPolicy::Ignore {
-            entries.push(InventoryEntry {
-                id: id_string.clone(),
-                v: o.version().to_string(),
-            });
-        }
-        desired_ids.push(id_string);
-        let rank = schema.kind_rank(o.kind());
-        by_stage
-            .entry(schema.stage(o.group(), o.kind()))
-            .or_default()
-            .push((rank, change));
+    // Classify in id order (so the first error does not depend on the input
+    // order), on up to `options.parallelism` threads, each taking one
+    // contiguous run of the sorted ids; the results are joined in order.
+    let threads = options.parallelism.clamp(1, 64);
+    let chunk = if threads > 1 && ids.len() >= PARALLEL_MIN {
+        ids.len().div_ceil(threads)
+    } else {
+        ids.len().max(1)
+    };
+    let mut ids: Vec<Option<ObjectId>> = ids.into_iter().map(Some).collect();
+    let mut runs: Vec<Vec<Work>> = Vec::new();
+    for part in order.chunks(chunk) {
+        runs.push(
+            part.iter()
+                .filter_map(|&i| Some((i, ids[i].take()?, live_of[i])))
+                .collect(),
+        );
     }
-    let stages = by_stage
-        .into_iter()
-        .map(|(stage, mut changes)| {
-            changes.sort_unstable_by(|(ra, a), (rb, b)| {
-                (ra, &a.id.kind, &a.id.namespace, &a.id.name, &a.id.group).cmp(&(
-                    rb,
-                    &b.id.kind,
-                    &b.id.namespace,
-                    &b.id.name,
-                    &b.id.group,
-                ))
-            });
-            PlanStage {
-                stage,
-                changes: changes.into_iter().map(|(_, c)| c).collect(),
-            }
+    let classify_run = |run: Vec<Work>| -> Result<Vec<Classified>, PlanError> {
+        run.into_iter()
+            .map(|(i, id, l)| {
+                let o = &desired[i];
+                let flags = Flags::of(o);
+                Ok(Classified {
+                    stage: schema.stage(o.group(), o.kind()),
+                    rank: schema.kind_rank(o.kind()),
+                    inventory_id: id.inventory_id(),
+                    keep: flags.ssa != SsaPolicy::Ignore,
+                    version_of: i,
+                    change: classify(o, flags, id, l, schema, options)?,
+                })
+            })
+            .collect()
+    };
+    let results: Vec<Result<Vec<Classified>, PlanError>> = if runs.len() > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .into_iter()
+                .map(|run| scope.spawn(move || classify_run(run)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
         })
-        .collect();
-    entries.sort_unstable();
-    let inventory = Inventory { entries };
-    desired_ids.sort_unstable();
+    } else {
+        runs.into_iter().map(classify_run).collect()
+    };
+    let mut classified: Vec<Classified> = Vec::with_capacity(desired.len());
+    for run in results {
+        classified.extend(run?);
+    }
 
+    // the inventory and the prune set, from the ids sorted as strings
+    let mut by_string: Vec<usize> = (0..classified.len()).collect();
+    by_string
+        .sort_unstable_by(|&a, &b| classified[a].inventory_id.cmp(&classified[b].inventory_id));
+    let is_desired = |id: &str| {
+        by_string
+            .binary_search_by(|&i| classified[i].inventory_id.as_str().cmp(id))
+            .is_ok()
+    };
     let mut prune_ids: Vec<ObjectId> = previous
         .entries
         .iter()
-        .filter(|e| desired_ids.binary_search(&e.id).is_err())
+        .filter(|e| !is_desired(&e.id))
         .filter_map(|e| e.id.parse().ok())
         .filter(|id| live.contains_key(id))
         .collect();
+    let mut entries: Vec<InventoryEntry> = Vec::with_capacity(by_string.len());
+    for &i in &by_string {
+        let c = &mut classified[i];
+        if c.keep {
+            entries.push(InventoryEntry {
+                id: std::mem::take(&mut c.inventory_id),
+                v: desired[c.version_of].version().to_string(),
+            });
+        }
+    }
+
+    // Flux's apply order: stage, kind order, then namespace, name and group;
+    // `classified` is sorted by id (namespace, name, group, kind), so a
+    // stable sort by stage and kind gives the rest.
+    classified.sort_by(|a, b| {
+        (a.stage, a.rank, &a.change.id.kind).cmp(&(b.stage, b.rank, &b.change.id.kind))
+    });
+    let mut stages: Vec<PlanStage> = Vec::new();
+    for c in classified {
+        match stages.last_mut() {
+            Some(last) if last.stage == c.stage => last.changes.push(c.change),
+            _ => stages.push(PlanStage {
+                stage: c.stage,
+                changes: vec![c.change],
+            }),
+        }
+    }
+
     prune_ids.sort_by(|a, b| order_key(schema, b).cmp(&order_key(schema, a)));
     let prune = prune_ids
         .into_iter()
-        .map(|id| {
-            let obj = &live[&id];
+        .filter_map(|id| {
+            let flags = Flags::of(live.get(&id)?);
             let reason = if !options.prune {
                 Some("prune is off".to_string())
-            } else if disabled(obj, annotations::PRUNE) {
+            } else if flags.prune_disabled {
                 Some(format!("{}: disabled", annotations::PRUNE))
-            } else if disabled(obj, annotations::RECONCILE) {
+            } else if flags.reconcile_disabled {
                 Some(format!("{}: disabled", annotations::RECONCILE))
             } else {
                 None
             };
-            PlannedChange {
+            Some(PlannedChange {
                 action: if reason.is_some() {
                     Action::Skipped
                 } else {
@@ -355,40 +444,73 @@ pub fn plan(
                 drift: Vec::new(),
                 recreate: false,
                 reason,
-            }
+            })
         })
         .collect();
     Ok(Plan {
         stages,
         prune,
-        inventory,
+        inventory: Inventory { entries },
     })
+}
+
+/// Below this many objects, planning stays on the calling thread.
+const PARALLEL_MIN: usize = 2_000;
+
+/// A desired object to classify: its index, id and live counterpart.
+type Work<'l> = (usize, ObjectId, Option<&'l Object>);
+
+/// One classified desired object, with what ordering and the inventory need.
+struct Classified {
+    stage: Stage,
+    rank: usize,
+    inventory_id: String,
+    keep: bool,
+    version_of: usize,
+    change: PlannedChange,
+}
+
+/// The live object of each desired id (by index). `order` sorts `ids`.
+fn match_live<'l>(
+    ids: &[ObjectId],
+    order: &[usize],
+    live: &'l BTreeMap<ObjectId, Object>,
+) -> Vec<Option<&'l Object>> {
+    if live.len() > 4 * ids.len() {
+        return ids.iter().map(|id| live.get(id)).collect();
+    }
+    let mut out = vec![None; ids.len()];
+    let mut rest = live.iter().peekable();
+    for &i in order {
+        let id = &ids[i];
+        while rest.next_if(|(k, _)| *k < id).is_some() {}
+        out[i] = rest.next_if(|(k, _)| *k == id).map(|(_, o)| o);
+    }
+    out
 }
 
 fn classify(
     desired: &Object,
-    id: &ObjectId,
+    flags: Flags,
+    id: ObjectId,
     live: Option<&Object>,
     schema: &Schema,
     options: &PlanOptions,
 ) -> Result<PlannedChange, PlanError> {
-    let id = id.clone();
-    let skip = |reason: String| PlannedChange {
-        id: id.clone(),
+    let skip = |id: ObjectId, reason: String| PlannedChange {
+        id,
         action: Action::Skipped,
         drift: Vec::new(),
         recreate: false,
         reason: Some(reason),
     };
-    if disabled(desired, annotations::RECONCILE)
-        || live.is_some_and(|l| disabled(l, annotations::RECONCILE))
-    {
-        return Ok(skip(format!("{}: disabled", annotations::RECONCILE)));
+    if flags.reconcile_disabled || live.is_some_and(|l| Flags::of(l).reconcile_disabled) {
+        return Ok(skip(id, format!("{}: disabled", annotations::RECONCILE)));
     }
-    let policy = SsaPolicy::of(desired);
+    let policy = flags.ssa;
     let Some(live) = live else {
         if policy == SsaPolicy::Ignore {
-            return Ok(skip(format!("{}: Ignore", annotations::SSA)));
+            return Ok(skip(id, format!("{}: Ignore", annotations::SSA)));
         }
         return Ok(PlannedChange {
             id,
@@ -399,13 +521,14 @@ fn classify(
         });
     };
     match policy {
-        SsaPolicy::Ignore => return Ok(skip(format!("{}: Ignore", annotations::SSA))),
-        SsaPolicy::IfNotPresent => return Ok(skip(format!("{}: IfNotPresent", annotations::SSA))),
+        SsaPolicy::Ignore => return Ok(skip(id, format!("{}: Ignore", annotations::SSA))),
+        SsaPolicy::IfNotPresent => {
+            return Ok(skip(id, format!("{}: IfNotPresent", annotations::SSA)))
+        }
         _ => {}
     }
     let mut drift = diff::diff_object(desired, live, &options.field_manager);
     if policy == SsaPolicy::Merge {
-        // values other managers set on shared fields are kept
         let foreign = foreign_paths(live, &options.field_manager);
         drift.retain(|c| c.desired.is_none() || !foreign.contains(&c.path));
     }
@@ -425,7 +548,7 @@ fn classify(
         schema.immutable_fields(desired.group(), desired.kind()),
     );
     let recreate = !immutable.is_empty();
-    if recreate && !(options.force || force_enabled(desired)) {
+    if recreate && !(options.force || flags.force) {
         return Err(PlanError::Immutable {
             subject: id.subject(),
             field: immutable[0].clone(),
@@ -709,5 +832,68 @@ mod tests {
             "versions": [{"name": "v1", "served": true}]}}),
         );
         assert!(check_kinds(&[crd, widget], &schema).is_ok());
+    }
+
+    #[test]
+    fn threads_do_not_change_the_plan_or_the_first_error() {
+        let n = PARALLEL_MIN * 2 + 7;
+        let mut desired = Vec::new();
+        let mut live = BTreeMap::new();
+        for i in 0..n {
+            let o = cm(
+                &format!("ns-{}", i % 13),
+                &format!("cm-{i}"),
+                json!({"k": "v"}),
+            );
+            if i % 3 != 0 {
+                let mut l = o.clone();
+                if i % 7 == 0 {
+                    l.value_mut()["data"]["k"] = json!("drift");
+                }
+                live.insert(l.id(), l);
+            }
+            desired.push(o);
+        }
+        let gone = cm("old", "gone", json!({}));
+        live.insert(gone.id(), gone.clone());
+        let previous = Inventory::from_objects(desired.iter().chain([&gone]));
+        let schema = Schema::kubernetes();
+        let mut options = PlanOptions {
+            parallelism: 1,
+            ..PlanOptions::default()
+        };
+        let one = plan(&desired, &live, &previous, &schema, &options).unwrap();
+        assert_eq!(one.count(Action::Created), n.div_ceil(3));
+        assert_eq!(one.count(Action::Deleted), 1);
+        for threads in [2, 3, 8] {
+            options.parallelism = threads;
+            let many = plan(&desired, &live, &previous, &schema, &options).unwrap();
+            assert_eq!(one.to_json(), many.to_json(), "{threads} threads");
+        }
+        // an immutable change in two objects: the error names the first by
+        // id, whatever the input order and the thread count
+        let job = |name: &str, image: &str| {
+            obj(json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": "ns-1"},
+                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}}))
+        };
+        for name in ["a-job", "z-job"] {
+            let j = job(name, "old");
+            live.insert(j.id(), j);
+            desired.push(job(name, "new"));
+        }
+        let mut errors = Vec::new();
+        for threads in [1, 2, 8] {
+            options.parallelism = threads;
+            errors.push(plan(&desired, &live, &previous, &schema, &options).unwrap_err());
+            desired.reverse();
+            errors.push(plan(&desired, &live, &previous, &schema, &options).unwrap_err());
+        }
+        assert!(
+            errors[0].to_string().starts_with("Job/ns-1/a-job"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors.iter().all(|e| *e == errors[0]));
     }
 }
