@@ -431,3 +431,35 @@ fn identical_inputs_give_byte_identical_runs() {
     assert!(a.contains("DependencyNotReady") && a.contains("HealthCheckFailed"));
     assert_eq!(a, b);
 }
+
+#[test]
+fn the_reconcile_example_watches_with_the_same_output() {
+    let repo = demo_fleet();
+    let once_state = tempfile::tempdir().unwrap();
+    let watch_state = tempfile::tempdir().unwrap();
+    let args = |state: &Path, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "--repo".to_string(),
+            repo.path().display().to_string(),
+            "--state".to_string(),
+            state.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let example = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_example("reconcile", &args)
+    };
+    let once = example(args(once_state.path(), &[]));
+    assert!(once.status.success(), "{}", stderr(&once));
+    // `--for 0s`: the first wake-up (the whole fleet, as the one-shot run
+    // reconciles it), printed in the same format, then stop
+    let watched = example(args(watch_state.path(), &["--for", "0s"]));
+    assert!(watched.status.success(), "{}", stderr(&watched));
+    assert!(stdout(&once).contains("► Kustomization/team-a/team-a "));
+    assert_eq!(stdout(&watched), stdout(&once));
+    let bad = example(args(watch_state.path(), &["--for", "soon"]));
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--for"), "{}", stderr(&bad));
+}

@@ -92,27 +92,25 @@ pub struct Scheduler<'c, 'a> {
     next_poll: BTreeMap<ObjectId, Duration>,
     /// The latest result of each Kustomization, in first-run order.
     latest: Vec<KustomizationResult>,
-    started: bool,
 }
 
 impl<'c, 'a> Scheduler<'c, 'a> {
-    /// A scheduler over `ctx`'s fleet; nothing runs before
-    /// [`Scheduler::run_until`]. The root is due at the clock's time of that
-    /// first call.
+    /// A scheduler over `ctx`'s fleet. The root Kustomization is due at the
+    /// clock's current time; nothing runs before [`Scheduler::run_until`].
     pub fn new(
         ctx: &'c FleetContext<'a>,
         options: FleetOptions,
         schedule: ScheduleOptions,
     ) -> Self {
+        let next_due = BTreeMap::from([(root_key(&options), ctx.clock.now())]);
         Scheduler {
             ctx,
             options,
             schedule,
             state: FleetState::default(),
-            next_due: BTreeMap::new(),
+            next_due,
             next_poll: BTreeMap::new(),
             latest: Vec::new(),
-            started: false,
         }
     }
 
@@ -123,11 +121,6 @@ impl<'c, 'a> Scheduler<'c, 'a> {
     pub async fn run_until(&mut self, until: Duration) -> Result<Vec<ScheduledRun>, FleetError> {
         if !self.ctx.sources.contains_key(&self.options.root_source) {
             return Err(FleetError::NoRootSource(self.options.root_source.subject()));
-        }
-        if !self.started {
-            self.started = true;
-            self.next_due
-                .insert(root_key(&self.options), self.ctx.clock.now());
         }
         let mut runs = Vec::new();
         while let Some(next) = self.next_wake() {
@@ -148,7 +141,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
     }
 
     /// When the next Kustomization is due or the next source poll is, if
-    /// anything is scheduled (before the first run: `None`).
+    /// anything is scheduled.
     pub fn next_wake(&self) -> Option<Duration> {
         self.next_due
             .values()
