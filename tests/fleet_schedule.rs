@@ -463,3 +463,38 @@ fn the_reconcile_example_watches_with_the_same_output() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("--for"), "{}", stderr(&bad));
 }
+
+#[test]
+fn a_failed_poll_keeps_the_last_artifact_and_reports_the_source() {
+    on_seed(&[], |repo, fleet, s| {
+        let first = run(s, 30);
+        let rev0 = revision(&first[0]).to_string();
+        // the repository goes away: every poll fails, the Kustomizations
+        // go on with the artifact fetched before
+        let away = repo.with_extension("away");
+        std::fs::rename(repo, &away).unwrap();
+        let runs = run(s, 300);
+        std::fs::rename(&away, repo).unwrap();
+        assert_eq!(timeline(&runs), vec![(300, APPS, OK)]);
+        assert_eq!(revision(&runs[0]), rev0);
+        let failed: Vec<(u64, String)> = fleet
+            .events
+            .events()
+            .into_iter()
+            .filter(|e| e.involved_object.kind == "GitRepository")
+            .map(|e| {
+                assert_eq!(e.involved_object.name, "flux-system");
+                assert_eq!(e.severity, driftless::fleet::Severity::Error);
+                assert_eq!(e.reason, "ArtifactFailed");
+                assert_eq!(e.revision, rev0);
+                (e.timestamp - START.as_secs(), e.message)
+            })
+            .collect();
+        let times: Vec<u64> = failed.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, vec![60, 120, 180, 240, 300]);
+        assert!(!failed[0].1.is_empty());
+        // back, at the same revision: nothing new to reconcile
+        assert!(run(s, 420).is_empty());
+        assert_eq!(fleet.fetches(), 8);
+    });
+}

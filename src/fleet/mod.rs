@@ -6,6 +6,10 @@
 //! the cluster folder) is reconciled once, first. Every Kustomization found
 //! in what it (or any later one) applies is reconciled after its
 //! `dependsOn` are Ready at the same source revision.
+//!
+//! [`FleetContext::reconcile`] runs that pass once; [`Scheduler`] runs the
+//! same pass over time on the injected [`Clock`], by each Kustomization's
+//! `interval` and `retryInterval` and each source's poll interval.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

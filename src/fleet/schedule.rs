@@ -27,7 +27,8 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub struct ScheduleOptions {
     /// How soon a Kustomization held back by its dependencies
     /// (DependencyNotReady) is tried again: Flux's `--requeue-dependency`,
-    /// 30s by default.
+    /// 30s by default. Every wait is at least 1s, so that a zero interval
+    /// cannot spin the loop at one instant.
     pub dependency_requeue: Duration,
     /// How often a source is polled when its GitRepository object is not
     /// known (neither rendered by the fleet nor in the cluster): 1m, the
