@@ -286,6 +286,9 @@ struct FleetState {
     /// What each Kustomization rendered last (root included), in the order
     /// they first ran.
     rendered: Vec<(String, Vec<Object>)>,
+    /// Everything in `rendered`, in that order: the objects that stand for
+    /// the live ones (GitRepositories, verify Secrets, CRDs, policies).
+    known: Vec<Object>,
     /// The Kustomizations found in what was rendered (root excluded).
     discovered: BTreeMap<String, Kustomization>,
     /// The root Kustomization as the cluster folder declares it.
@@ -299,11 +302,27 @@ struct FleetState {
 }
 
 impl FleetState {
-    fn known_objects(&self) -> Vec<Object> {
-        self.rendered
+    /// Records what `key` rendered: appended when it is new (as in a
+    /// one-shot pass), the known objects rebuilt when it replaces an entry.
+    fn set_rendered(&mut self, key: &str, objects: Vec<Object>) {
+        match self.rendered.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => {
+                entry.1 = objects;
+                self.rebuild_known();
+            }
+            None => {
+                self.known.extend(objects.iter().cloned());
+                self.rendered.push((key.to_string(), objects));
+            }
+        }
+    }
+
+    fn rebuild_known(&mut self) {
+        self.known = self
+            .rendered
             .iter()
             .flat_map(|(_, objects)| objects.iter().cloned())
-            .collect()
+            .collect();
     }
 }
 
@@ -360,9 +379,8 @@ impl FleetContext<'_> {
         state.respecified.clear();
         if let Some(root) = root {
             let at = self.clock.now();
-            let known = state.known_objects();
             let outcome = self
-                .reconcile_one(root, options, &mut state.artifacts, &known)
+                .reconcile_one(root, options, &mut state.artifacts, &state.known)
                 .await;
             self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             done.insert(root_key.clone());
@@ -436,9 +454,8 @@ impl FleetContext<'_> {
                     continue;
                 }
                 let at = self.clock.now();
-                let known = state.known_objects();
                 let outcome = self
-                    .reconcile_one(&k, options, &mut state.artifacts, &known)
+                    .reconcile_one(&k, options, &mut state.artifacts, &state.known)
                     .await;
                 self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             }
@@ -463,10 +480,7 @@ impl FleetContext<'_> {
         // a failed build keeps what was rendered before (Flux deletes
         // nothing then)
         if outcome.result.ready || !outcome.rendered.is_empty() {
-            match state.rendered.iter_mut().find(|(k, _)| *k == key) {
-                Some(entry) => entry.1 = outcome.rendered.clone(),
-                None => state.rendered.push((key.clone(), outcome.rendered.clone())),
-            }
+            state.set_rendered(&key, outcome.rendered.clone());
         }
         let discovery = self.rediscover(state, options);
         for k in discovery.due {
@@ -602,7 +616,11 @@ impl FleetContext<'_> {
                     state.status.remove(key);
                 }
             }
+            let before = state.rendered.len();
             state.rendered.retain(|(k, _)| owners.contains(k));
+            if state.rendered.len() != before {
+                state.rebuild_known();
+            }
             state.discovered = discovered;
             state.build_errors = errors;
             if declared_root.is_some() {

@@ -270,16 +270,15 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         if due.is_empty() {
             return;
         }
-        let known = self.state.known_objects();
         for id in due {
             let Some(old) = self.state.artifacts.get(&id).cloned() else {
                 continue;
             };
-            let fetched = self.ctx.fetch_uncached(&id, &known).await;
+            let fetched = self.ctx.fetch_uncached(&id, &self.state.known).await;
             let result = match (fetched, &old.result) {
                 // source-controller keeps serving the last artifact
                 (Err(e), Ok(_)) => {
-                    self.source_failed(&id, &known, &old, e);
+                    self.source_failed(&id, &self.state.known, &old, e);
                     old.result.clone()
                 }
                 (fetched, _) => fetched,
@@ -328,10 +327,9 @@ impl<'c, 'a> Scheduler<'c, 'a> {
 
     /// Recomputes when each fetched source is polled next.
     async fn refresh_polls(&mut self) {
-        let known = self.state.known_objects();
         let mut next_poll = BTreeMap::new();
         for (id, artifact) in &self.state.artifacts {
-            if let Some(interval) = self.source_interval(id, &known).await {
+            if let Some(interval) = self.source_interval(id, &self.state.known).await {
                 next_poll.insert(id.clone(), artifact.fetched_at + interval.max(MIN_INTERVAL));
             }
         }
