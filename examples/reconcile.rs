@@ -17,6 +17,15 @@
 //! `N created, N configured, N unchanged, N deleted, N skipped`.
 //! Exit code 0 when every Kustomization is Ready, 1 otherwise or on error.
 //!
+//! Watching: `--watch` keeps reconciling as Flux's controllers would, on the
+//! wall clock, until interrupted: each Kustomization again after its
+//! `spec.interval` (`spec.retryInterval` after a failure, 30s while a
+//! dependency is not ready), each GitRepository polled once per its
+//! `spec.interval`, and a new revision reconciled at once. Every wake-up
+//! prints its runs in the format above. `--for 10m` stops after that long
+//! (implies `--watch`); the exit code then tells whether every
+//! Kustomization was Ready at the end.
+//!
 //! Verification: `--allowed-signers` or `--openpgp-keys` check every revision
 //! with those keys. Otherwise each GitRepository's `spec.verify` decides, with
 //! the trusted keys read from the Secret it names in the embedded cluster
@@ -32,7 +41,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Parser, ValueEnum};
 use driftless::apply::MemoryCluster;
 use driftless::fleet::{
-    Clock, FleetContext, FleetOptions, FleetReport, KeysFromSecret, NoEvents, SourceBinding,
+    Clock, FleetContext, FleetOptions, FleetReport, KeysFromSecret, NoEvents, ScheduleOptions,
+    Scheduler, SourceBinding,
 };
 use driftless::flux::parse_duration;
 use driftless::plan::Action;
@@ -105,6 +115,13 @@ struct Args {
     /// ssh: a known_hosts file pinning the host key.
     #[arg(long)]
     known_hosts: Option<PathBuf>,
+    /// Keep reconciling by each Kustomization's interval and each source's
+    /// poll interval, until interrupted.
+    #[arg(long)]
+    watch: bool,
+    /// Watch for this long, e.g. `10m`, then stop (implies `--watch`).
+    #[arg(long = "for", value_name = "DURATION")]
+    watch_for: Option<String>,
 }
 
 /// The wall clock, for a real run. Tests use `VirtualClock` instead.
@@ -203,6 +220,49 @@ fn print_text(report: &FleetReport) {
     );
 }
 
+fn print_report(report: &FleetReport, output: Output) -> Result<(), String> {
+    match output {
+        Output::Text => print_text(report),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
+        ),
+    }
+    Ok(())
+}
+
+/// Runs the scheduler on the wall clock, printing the runs of each wake-up
+/// as they happen, until interrupted or until `watch_for` has passed.
+/// Returns the latest status of every Kustomization.
+async fn watch(
+    ctx: &FleetContext<'_>,
+    options: FleetOptions,
+    watch_for: Option<Duration>,
+    output: Output,
+) -> Result<FleetReport, String> {
+    let mut scheduler = Scheduler::new(ctx, options, ScheduleOptions::default());
+    // the root is due now: the first wake-up reconciles the whole fleet
+    let start = scheduler.next_wake().unwrap_or_else(|| SystemClock.now());
+    let end = watch_for.map(|d| start + d);
+    loop {
+        let next = scheduler.next_wake().unwrap_or(start);
+        let until = end.map_or(next, |end| next.min(end));
+        let runs = scheduler
+            .run_until(until)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !runs.is_empty() {
+            let report = FleetReport {
+                results: runs.into_iter().map(|r| r.result).collect(),
+            };
+            print_report(&report, output)?;
+        }
+        if end.is_some_and(|end| until >= end) {
+            return Ok(scheduler.report());
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<bool, String> {
     let repo = args.repo.clone().unwrap_or_else(|| DEMO_FLEET.to_string());
     let root_source = open_source(&repo, &args)?;
@@ -281,14 +341,19 @@ async fn run(args: Args) -> Result<bool, String> {
         metrics: None,
         schema: Schema::kubernetes(),
     };
-    let report = ctx.reconcile(&options).await.map_err(|e| e.to_string())?;
-    match args.output {
-        Output::Text => print_text(&report),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        ),
-    }
+    let watch_for = args
+        .watch_for
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| format!("--for: {e}"))?;
+    let report = if args.watch || watch_for.is_some() {
+        watch(&ctx, options, watch_for, args.output).await?
+    } else {
+        let report = ctx.reconcile(&options).await.map_err(|e| e.to_string())?;
+        print_report(&report, args.output)?;
+        report
+    };
     for r in report.results.iter().filter(|r| !r.ready) {
         eprintln!(
             "Kustomization/{} not ready: {}: {}",

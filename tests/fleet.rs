@@ -375,13 +375,7 @@ fn a_health_check_that_times_out_holds_apps_back_until_fixed() {
     // fixing it in Git (a new controller version, which rolls out) lets the
     // next reconcile through
     cluster.clear_rollout();
-    edit_file(
-        &repo
-            .path()
-            .join("infrastructure/base/ingress-nginx/controller.yaml"),
-        "controller:v1.9.4",
-        "controller:v1.9.5",
-    );
+    bump_ingress_controller(repo.path());
     let fixed = run.go(&FleetOptions::default());
     assert!(fixed.all_ready(), "{:?}", order(&fixed));
     let apps = result(&fixed, "flux-system/apps");

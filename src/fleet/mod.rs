@@ -6,8 +6,12 @@
 //! the cluster folder) is reconciled once, first. Every Kustomization found
 //! in what it (or any later one) applies is reconciled after its
 //! `dependsOn` are Ready at the same source revision.
+//!
+//! [`FleetContext::reconcile`] runs that pass once; [`Scheduler`] runs the
+//! same pass over time on the injected [`Clock`], by each Kustomization's
+//! `interval` and `retryInterval` and each source's poll interval.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +39,7 @@ mod keys;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod overlay;
+mod schedule;
 
 pub use clock::{Clock, VirtualClock};
 pub use dag::{topological_order, DagError};
@@ -44,6 +49,7 @@ pub use keys::KeysFromSecret;
 #[cfg(feature = "metrics")]
 pub use metrics::Metrics;
 pub use overlay::apply_overlay;
+pub use schedule::{ScheduleOptions, ScheduledRun, Scheduler};
 
 /// Flux's owner labels, set on every applied object.
 pub const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
@@ -246,65 +252,158 @@ struct Outcome {
     events: Vec<Event>,
 }
 
+/// A fetched (and verified) source revision, reused by every Kustomization
+/// that reads the source until the source's next poll.
+#[derive(Clone)]
+struct Artifact {
+    result: Result<Verified<Snapshot>, String>,
+    /// When it was fetched, on the injected clock.
+    fetched_at: Duration,
+}
+
+impl Artifact {
+    fn revision(&self) -> Option<String> {
+        self.result.as_ref().ok().map(|s| s.revision.to_string())
+    }
+}
+
+type Artifacts = BTreeMap<ObjectId, Artifact>;
+
+/// What dependents see of a Kustomization: Ready, and at which revision of
+/// which source.
+#[derive(Clone)]
+struct DependencyStatus {
+    ready: bool,
+    revision: Option<String>,
+    source: ObjectId,
+}
+
+/// What a fleet remembers between passes: one pass for
+/// [`FleetContext::reconcile`], many for [`Scheduler`].
+#[derive(Default)]
+struct FleetState {
+    artifacts: Artifacts,
+    /// What each Kustomization rendered last (root included), in the order
+    /// they first ran.
+    rendered: Vec<(String, Vec<Object>)>,
+    /// Everything in `rendered`, in that order: the objects that stand for
+    /// the live ones (GitRepositories, verify Secrets, CRDs, policies).
+    known: Vec<Object>,
+    /// The Kustomizations found in what was rendered (root excluded).
+    discovered: BTreeMap<String, Kustomization>,
+    /// The root Kustomization as the cluster folder declares it.
+    declared_root: Option<Kustomization>,
+    /// Kustomization objects that do not parse, as BuildFailed results.
+    build_errors: Vec<KustomizationResult>,
+    /// Readiness as dependents see it.
+    status: BTreeMap<String, DependencyStatus>,
+    /// Kustomizations whose spec changed after they ran in the current pass.
+    respecified: BTreeSet<String>,
+}
+
+impl FleetState {
+    /// Records what `key` rendered: appended when it is new (as in a
+    /// one-shot pass), the known objects rebuilt when it replaces an entry.
+    fn set_rendered(&mut self, key: &str, objects: Vec<Object>) {
+        match self.rendered.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => {
+                entry.1 = objects;
+                self.rebuild_known();
+            }
+            None => {
+                self.known.extend(objects.iter().cloned());
+                self.rendered.push((key.to_string(), objects));
+            }
+        }
+    }
+
+    fn rebuild_known(&mut self) {
+        self.known = self
+            .rendered
+            .iter()
+            .flat_map(|(_, objects)| objects.iter().cloned())
+            .collect();
+    }
+}
+
+/// How discovery changed the set of Kustomizations.
+#[derive(Default)]
+struct Discovery {
+    /// New keys, and keys whose spec changed (Flux: a new generation).
+    due: Vec<String>,
+    /// Keys no longer rendered by anyone.
+    removed: Vec<String>,
+}
+
+/// One result of a pass: when it started, and the result.
+type Run = (Duration, KustomizationResult);
+
 impl FleetContext<'_> {
     /// Reconciles the fleet once: the root, then every Kustomization in
     /// dependency order.
     pub async fn reconcile(&self, options: &FleetOptions) -> Result<FleetReport, FleetError> {
-        let root_key = format!(
-            "{}/{}",
-            options.root_source.namespace, options.root_source.name
-        );
         if !self.sources.contains_key(&options.root_source) {
             return Err(FleetError::NoRootSource(options.root_source.subject()));
         }
-        let mut snapshots: BTreeMap<ObjectId, Result<Verified<Snapshot>, String>> = BTreeMap::new();
-        let mut report = FleetReport::default();
-
-        let root = root_kustomization(&root_key, &options.root_source, &options.cluster_path);
-        let outcome = self
-            .reconcile_one(&root, options, &mut snapshots, &[])
-            .await;
-        let mut discovered: BTreeMap<String, Kustomization> = BTreeMap::new();
-        let mut known_objects: Vec<Object> = outcome.rendered.clone();
-        let mut build_errors: Vec<KustomizationResult> = Vec::new();
-        self.discover(
-            &outcome.rendered,
-            &root_key,
-            options,
-            &mut discovered,
-            &mut build_errors,
+        let mut state = FleetState::default();
+        let root = root_kustomization(
+            &root_key(options),
+            &options.root_source,
+            &options.cluster_path,
         );
-        self.finish(outcome, &mut report);
-        let mut done: BTreeMap<String, (bool, Option<String>)> = BTreeMap::new();
-        done.insert(
-            root_key.clone(),
-            (
-                report.results[0].ready,
-                report.results[0].last_applied_revision.clone(),
-            ),
-        );
+        let runs = self
+            .pass(&mut state, options, Some(&root), BTreeSet::new())
+            .await?;
+        let mut report = FleetReport {
+            results: runs.into_iter().map(|(_, r)| r).collect(),
+        };
+        report.results.extend(state.build_errors);
+        Ok(report)
+    }
 
+    /// One pass over the fleet: `root` first when given, then every key of
+    /// `due` and every Kustomization discovered (or respecified) during the
+    /// pass, in dependency order (ties by `ns/name`). Kustomizations not in
+    /// the pass count with their latest status.
+    async fn pass(
+        &self,
+        state: &mut FleetState,
+        options: &FleetOptions,
+        root: Option<&Kustomization>,
+        due: BTreeSet<String>,
+    ) -> Result<Vec<Run>, FleetError> {
+        let root_key = root_key(options);
+        let mut runs: Vec<Run> = Vec::new();
+        let mut pending: BTreeSet<String> = due;
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        state.respecified.clear();
+        if let Some(root) = root {
+            let at = self.clock.now();
+            let outcome = self
+                .reconcile_one(root, options, &mut state.artifacts, &state.known)
+                .await;
+            self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
+            done.insert(root_key.clone());
+        }
         loop {
-            let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (key, k) in &discovered {
-                deps.insert(key.clone(), dependency_keys(k));
+            pending.retain(|k| state.discovered.contains_key(k));
+            if pending.is_empty() {
+                break;
             }
-            // the graph of the Kustomizations still to run; finished ones
-            // are satisfied edges
-            let known: BTreeMap<String, Vec<String>> = deps
+            // the graph of the Kustomizations still to run in this pass;
+            // the others are satisfied edges
+            let deps: BTreeMap<String, Vec<String>> = pending
                 .iter()
-                .filter(|(k, _)| !done.contains_key(*k))
+                .map(|key| (key.clone(), dependency_keys(&state.discovered[key])))
+                .collect();
+            let graph: BTreeMap<String, Vec<String>> = deps
+                .iter()
                 .map(|(k, ds)| {
-                    (
-                        k.clone(),
-                        ds.iter()
-                            .filter(|d| deps.contains_key(*d) && !done.contains_key(*d))
-                            .cloned()
-                            .collect(),
-                    )
+                    let ds = ds.iter().filter(|d| pending.contains(*d)).cloned();
+                    (k.clone(), ds.collect())
                 })
                 .collect();
-            let order = match topological_order(&known) {
+            let order = match topological_order(&graph) {
                 Ok(order) => order,
                 // a cycle is an error for its members only; their dependents
                 // then wait on a dependency that is not ready, and
@@ -314,83 +413,135 @@ impl FleetContext<'_> {
                         cycle: cycle.clone(),
                     }
                     .to_string();
-                    let members: std::collections::BTreeSet<&String> = cycle.iter().collect();
+                    let members: BTreeSet<&String> = cycle.iter().collect();
                     for key in members {
-                        let r = failed(key, reason::DEPENDENCY_NOT_READY, message.clone());
-                        if let Some(k) = discovered.get(key) {
-                            self.emit(k, &r);
-                        }
-                        report.results.push(r);
-                        done.insert(key.clone(), (false, None));
+                        self.not_ready(state, key, message.clone(), &mut runs);
+                        pending.remove(key);
+                        done.insert(key.clone());
                     }
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
+            let settled = |d: &String| {
+                !pending.contains(d) && (*d == root_key || state.discovered.contains_key(d))
+            };
             let batch: Vec<String> = order
-                .iter()
-                .filter(|k| deps[*k].iter().all(|d| done.contains_key(d)))
-                .cloned()
+                .into_iter()
+                .filter(|k| deps[k].iter().all(settled))
                 .collect();
             if batch.is_empty() {
-                for key in order_remaining(&discovered, &done) {
+                for key in std::mem::take(&mut pending) {
                     let missing = deps[&key]
                         .iter()
-                        .find(|d| !discovered.contains_key(*d) && !done.contains_key(*d));
+                        .find(|d| **d != root_key && !state.discovered.contains_key(*d));
                     let message = match missing {
                         Some(d) => format!("dependency '{d}' not found"),
                         None => "dependencies do not resolve".to_string(),
                     };
-                    let r = failed(&key, reason::DEPENDENCY_NOT_READY, message);
-                    if let Some(k) = discovered.get(&key) {
-                        self.emit(k, &r);
-                    }
-                    report.results.push(r);
+                    self.not_ready(state, &key, message, &mut runs);
                 }
                 break;
             }
             for key in batch {
-                let k = discovered[&key].clone();
-                let not_ready = dependency_keys(&k)
-                    .into_iter()
-                    .find(|d| !done.get(d).is_some_and(|(ready, _)| *ready));
-                if let Some(d) = not_ready {
-                    let r = failed(
-                        &key,
-                        reason::DEPENDENCY_NOT_READY,
-                        format!("dependency '{d}' is not ready"),
-                    );
-                    self.emit(&k, &r);
-                    report.results.push(r);
-                    done.insert(key, (false, None));
+                pending.remove(&key);
+                let Some(k) = state.discovered.get(&key).cloned() else {
+                    continue;
+                };
+                done.insert(key.clone());
+                if let Some(message) = blocking_dependency(&k, state) {
+                    self.not_ready(state, &key, message, &mut runs);
                     continue;
                 }
+                let at = self.clock.now();
                 let outcome = self
-                    .reconcile_one(&k, options, &mut snapshots, &known_objects)
+                    .reconcile_one(&k, options, &mut state.artifacts, &state.known)
                     .await;
-                known_objects.extend(outcome.rendered.iter().cloned());
-                self.discover(
-                    &outcome.rendered,
-                    &key,
-                    options,
-                    &mut discovered,
-                    &mut build_errors,
-                );
-                done.insert(
-                    key,
-                    (
-                        outcome.result.ready,
-                        outcome.result.last_applied_revision.clone(),
-                    ),
-                );
-                self.finish(outcome, &mut report);
+                self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             }
         }
-        report.results.extend(build_errors);
-        Ok(report)
+        Ok(runs)
     }
 
-    fn finish(&self, outcome: Outcome, report: &mut FleetReport) {
+    /// Records a reconcile: its rendered objects (which may add or remove
+    /// Kustomizations), its status for dependents, events and metrics.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        state: &mut FleetState,
+        options: &FleetOptions,
+        at: Duration,
+        outcome: Outcome,
+        pending: &mut BTreeSet<String>,
+        done: &BTreeSet<String>,
+        runs: &mut Vec<Run>,
+    ) {
+        let key = outcome.result.key.clone();
+        // a failed build keeps what was rendered before (Flux deletes
+        // nothing then)
+        if outcome.result.ready || !outcome.rendered.is_empty() {
+            state.set_rendered(&key, outcome.rendered.clone());
+        }
+        let discovery = self.rediscover(state, options);
+        for k in discovery.due {
+            if done.contains(&k) {
+                state.respecified.insert(k);
+            } else {
+                pending.insert(k);
+            }
+        }
+        for k in discovery.removed {
+            pending.remove(&k);
+        }
+        // a suspended Kustomization keeps the status it had (Flux does not
+        // touch the Ready condition of a suspended object)
+        let suspended = outcome.result.reason == reason::SUSPENDED;
+        if !(suspended && state.status.contains_key(&key)) {
+            let source = match state.discovered.get(&key) {
+                Some(k) => k.source_id(),
+                None => options.root_source.clone(),
+            };
+            let r = &outcome.result;
+            let revision = r
+                .ready
+                .then(|| {
+                    r.last_applied_revision
+                        .clone()
+                        .or_else(|| r.last_attempted_revision.clone())
+                })
+                .flatten();
+            state.status.insert(
+                key,
+                DependencyStatus {
+                    ready: r.ready,
+                    revision,
+                    source,
+                },
+            );
+        }
+        let result = self.finish(outcome);
+        runs.push((at, result));
+    }
+
+    /// Records a Kustomization held back by its dependencies.
+    fn not_ready(&self, state: &mut FleetState, key: &str, message: String, runs: &mut Vec<Run>) {
+        let at = self.clock.now();
+        let r = failed(key, reason::DEPENDENCY_NOT_READY, message);
+        if let Some(k) = state.discovered.get(key) {
+            self.emit(k, &r);
+            state.status.insert(
+                key.to_string(),
+                DependencyStatus {
+                    ready: false,
+                    revision: None,
+                    source: k.source_id(),
+                },
+            );
+        }
+        runs.push((at, r));
+    }
+
+    fn finish(&self, outcome: Outcome) -> KustomizationResult {
         for e in &outcome.events {
             self.events.event(e);
         }
@@ -404,39 +555,78 @@ impl FleetContext<'_> {
             m.observe_duration("Kustomization", name, ns, outcome.result.duration);
             m.record_ready("Kustomization", name, ns, outcome.result.ready);
         }
-        report.results.push(outcome.result);
+        outcome.result
     }
 
-    /// Collects the Kustomizations in `rendered`; invalid ones become
-    /// BuildFailed results.
-    fn discover(
-        &self,
-        rendered: &[Object],
-        parent: &str,
-        options: &FleetOptions,
-        discovered: &mut BTreeMap<String, Kustomization>,
-        errors: &mut Vec<KustomizationResult>,
-    ) {
-        for o in rendered
-            .iter()
-            .filter(|o| o.kind() == "Kustomization" && o.group() == crate::flux::KUSTOMIZE_GROUP)
-        {
-            let key = format!("{}/{}", o.namespace(), o.name());
-            match Kustomization::parse(o) {
-                Ok(k) => {
-                    // the root Kustomization points back at the cluster folder:
-                    // it is reconciled once, never recursively
-                    if is_root(&k, options) || key == parent {
-                        continue;
-                    }
-                    discovered.entry(key).or_insert(k);
-                }
-                Err(e) => {
-                    if !errors.iter().any(|r| r.key == key) {
-                        errors.push(failed(&key, reason::BUILD_FAILED, e.to_string()));
+    /// Recomputes the Kustomizations from what the root and each of them
+    /// rendered last; invalid ones become BuildFailed results. A
+    /// Kustomization no longer rendered by the root or a remaining parent
+    /// leaves, and so do the ones only it rendered.
+    fn rediscover(&self, state: &mut FleetState, options: &FleetOptions) -> Discovery {
+        let root_key = root_key(options);
+        let mut owners: BTreeSet<String> = BTreeSet::from([root_key.clone()]);
+        loop {
+            let mut discovered: BTreeMap<String, Kustomization> = BTreeMap::new();
+            let mut errors: Vec<KustomizationResult> = Vec::new();
+            let mut declared_root = None;
+            for (parent, rendered) in state.rendered.iter().filter(|(k, _)| owners.contains(k)) {
+                for o in rendered.iter().filter(|o| {
+                    o.kind() == "Kustomization" && o.group() == crate::flux::KUSTOMIZE_GROUP
+                }) {
+                    let key = format!("{}/{}", o.namespace(), o.name());
+                    match Kustomization::parse(o) {
+                        // the root Kustomization points back at the cluster
+                        // folder: it is reconciled once per pass, never
+                        // recursively
+                        Ok(k) if is_root(&k, options) => {
+                            declared_root.get_or_insert(k);
+                        }
+                        Ok(_) if key == *parent => {}
+                        Ok(k) => {
+                            discovered.entry(key).or_insert(k);
+                        }
+                        Err(e) => {
+                            if !errors.iter().any(|r| r.key == key) {
+                                errors.push(failed(&key, reason::BUILD_FAILED, e.to_string()));
+                            }
+                        }
                     }
                 }
             }
+            let next: BTreeSet<String> = std::iter::once(root_key.clone())
+                .chain(discovered.keys().cloned())
+                .collect();
+            if next != owners {
+                owners = next;
+                continue;
+            }
+            let mut change = Discovery::default();
+            for (key, k) in &discovered {
+                if state
+                    .discovered
+                    .get(key)
+                    .is_none_or(|old| old.spec != k.spec)
+                {
+                    change.due.push(key.clone());
+                }
+            }
+            for key in state.discovered.keys() {
+                if !discovered.contains_key(key) {
+                    change.removed.push(key.clone());
+                    state.status.remove(key);
+                }
+            }
+            let before = state.rendered.len();
+            state.rendered.retain(|(k, _)| owners.contains(k));
+            if state.rendered.len() != before {
+                state.rebuild_known();
+            }
+            state.discovered = discovered;
+            state.build_errors = errors;
+            if declared_root.is_some() {
+                state.declared_root = declared_root;
+            }
+            return change;
         }
     }
 
@@ -448,13 +638,20 @@ impl FleetContext<'_> {
         &self,
         id: &ObjectId,
         known_objects: &[Object],
-        snapshots: &mut BTreeMap<ObjectId, Result<Verified<Snapshot>, String>>,
+        artifacts: &mut Artifacts,
     ) -> Result<Verified<Snapshot>, String> {
-        if let Some(s) = snapshots.get(id) {
-            return s.clone();
+        if let Some(a) = artifacts.get(id) {
+            return a.result.clone();
         }
+        let fetched_at = self.clock.now();
         let result = self.fetch_uncached(id, known_objects).await;
-        snapshots.insert(id.clone(), result.clone());
+        artifacts.insert(
+            id.clone(),
+            Artifact {
+                result: result.clone(),
+                fetched_at,
+            },
+        );
         result
     }
 
@@ -555,7 +752,7 @@ impl FleetContext<'_> {
         k: &Kustomization,
         snapshot: &Verified<Snapshot>,
         rendered: &[Object],
-        snapshots: &mut BTreeMap<ObjectId, Result<Verified<Snapshot>, String>>,
+        artifacts: &mut Artifacts,
     ) -> Result<Option<Verified<Snapshot>>, String> {
         let id = k.source_id();
         let host_verifies = self.sources.get(&id).is_some_and(|b| b.verifier.is_some());
@@ -575,7 +772,16 @@ impl FleetContext<'_> {
         let checked = self
             .verify_with_secret(&id, &repo, snapshot.clone().into_inner(), rendered)
             .await;
-        snapshots.insert(id, checked.clone());
+        let fetched_at = artifacts
+            .get(&id)
+            .map_or(self.clock.now(), |a| a.fetched_at);
+        artifacts.insert(
+            id,
+            Artifact {
+                result: checked.clone(),
+                fetched_at,
+            },
+        );
         checked.map(Some)
     }
 
@@ -583,7 +789,7 @@ impl FleetContext<'_> {
         &self,
         k: &Kustomization,
         options: &FleetOptions,
-        snapshots: &mut BTreeMap<ObjectId, Result<Verified<Snapshot>, String>>,
+        artifacts: &mut Artifacts,
         known_objects: &[Object],
     ) -> Outcome {
         let _span = info_span!("kustomization", key = %k.key()).entered();
@@ -614,7 +820,7 @@ impl FleetContext<'_> {
             result.message = "Reconciliation is suspended".to_string();
             return outcome(result, Vec::new(), self.clock);
         }
-        let mut snapshot = match self.fetch(&k.source_id(), known_objects, snapshots).await {
+        let mut snapshot = match self.fetch(&k.source_id(), known_objects, artifacts).await {
             Ok(s) => s,
             Err(e) => {
                 result.reason = reason::ARTIFACT_FAILED.to_string();
@@ -653,7 +859,7 @@ impl FleetContext<'_> {
             }
         };
         match self
-            .verify_described_source(k, &snapshot, &rendered.objects, snapshots)
+            .verify_described_source(k, &snapshot, &rendered.objects, artifacts)
             .await
         {
             Ok(Some(verified)) => snapshot = verified,
@@ -1044,6 +1250,35 @@ fn event_for(k: &Kustomization, r: &KustomizationResult, now: Duration) -> Event
     }
 }
 
+/// Flux's dependency check: every dependency must be Ready and, when it
+/// reads the same source as `k`, have applied that source's current
+/// revision. Returns the DependencyNotReady message of the first one that
+/// is not.
+fn blocking_dependency(k: &Kustomization, state: &FleetState) -> Option<String> {
+    let source = k.source_id();
+    let current = state.artifacts.get(&source).and_then(Artifact::revision);
+    for d in dependency_keys(k) {
+        match state.status.get(&d) {
+            Some(s) if s.ready => {
+                if s.source == source && current.is_some() && s.revision != current {
+                    return Some(format!("dependency '{d}' revision is not up to date"));
+                }
+            }
+            _ => return Some(format!("dependency '{d}' is not ready")),
+        }
+    }
+    None
+}
+
+/// `ns/name` of the root Kustomization (named after the root source, as
+/// `flux bootstrap` names both `flux-system`).
+fn root_key(options: &FleetOptions) -> String {
+    format!(
+        "{}/{}",
+        options.root_source.namespace, options.root_source.name
+    )
+}
+
 fn dependency_keys(k: &Kustomization) -> Vec<String> {
     k.spec
         .depends_on
@@ -1055,17 +1290,6 @@ fn dependency_keys(k: &Kustomization) -> Vec<String> {
                 d.name
             )
         })
-        .collect()
-}
-
-fn order_remaining(
-    discovered: &BTreeMap<String, Kustomization>,
-    done: &BTreeMap<String, (bool, Option<String>)>,
-) -> Vec<String> {
-    discovered
-        .keys()
-        .filter(|k| !done.contains_key(*k))
-        .cloned()
         .collect()
 }
 

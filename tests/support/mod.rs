@@ -53,6 +53,17 @@ pub fn edit_file(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
+/// A new ingress-nginx controller version in a copy of a seed-layout
+/// fleet (`infrastructure/base/ingress-nginx/controller.yaml`): a new
+/// revision, and a new Deployment generation that rolls out again.
+pub fn bump_ingress_controller(repo: &Path) {
+    edit_file(
+        &repo.join("infrastructure/base/ingress-nginx/controller.yaml"),
+        "controller:v1.9.4",
+        "controller:v1.9.5",
+    );
+}
+
 /// Objects without server bookkeeping, as a comparable value.
 pub fn comparable(objects: &[Object]) -> Vec<Value> {
     objects.iter().map(|o| normalize(o).into_value()).collect()
