@@ -57,49 +57,48 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
-impl Object {
-    /// Wraps a value, checking `apiVersion`, `kind` and `metadata.name`.
-    pub fn new(value: Value) -> Result<Self, ObjectError> {
-        if !value.is_object() {
-            return Err(ObjectError::NotAMapping);
-        }
-        let kind = str_at(&value, &["kind"]).filter(|k| !k.is_empty());
-        let name = str_at(&value, &["metadata", "name"]).filter(|n| !n.is_empty());
+/// Checks what [`Object::new`] checks (a mapping with `apiVersion`, `kind`
+/// and `metadata.name` strings, and a string `metadata.namespace` when set)
+/// without taking the value.
+pub fn check_value(value: &Value) -> Result<(), ObjectError> {
+    if !value.is_object() {
+        return Err(ObjectError::NotAMapping);
+    }
+    let kind = str_at(value, &["kind"]).filter(|k| !k.is_empty());
+    let name = str_at(value, &["metadata", "name"]).filter(|n| !n.is_empty());
+    let fail = |field: &'static str| {
         let subject = match (kind, name) {
             (Some(k), Some(n)) => format!("{k}/{n}"),
             (Some(k), None) => k.to_string(),
             (None, Some(n)) => format!("<unknown kind>/{n}"),
             (None, None) => "<unknown>".to_string(),
         };
-        if kind.is_none() {
-            return Err(ObjectError::MissingField {
-                subject,
-                field: "kind",
-            });
+        Err(ObjectError::MissingField { subject, field })
+    };
+    if kind.is_none() {
+        return fail("kind");
+    }
+    if str_at(value, &["apiVersion"])
+        .filter(|a| !a.is_empty())
+        .is_none()
+    {
+        return fail("apiVersion");
+    }
+    if name.is_none() {
+        return fail("metadata.name");
+    }
+    if let Some(ns) = value.get("metadata").and_then(|m| m.get("namespace")) {
+        if !ns.is_string() && !ns.is_null() {
+            return fail("metadata.namespace");
         }
-        if str_at(&value, &["apiVersion"])
-            .filter(|a| !a.is_empty())
-            .is_none()
-        {
-            return Err(ObjectError::MissingField {
-                subject,
-                field: "apiVersion",
-            });
-        }
-        if name.is_none() {
-            return Err(ObjectError::MissingField {
-                subject,
-                field: "metadata.name",
-            });
-        }
-        if let Some(ns) = value.get("metadata").and_then(|m| m.get("namespace")) {
-            if !ns.is_string() && !ns.is_null() {
-                return Err(ObjectError::MissingField {
-                    subject,
-                    field: "metadata.namespace",
-                });
-            }
-        }
+    }
+    Ok(())
+}
+
+impl Object {
+    /// Wraps a value, checking `apiVersion`, `kind` and `metadata.name`.
+    pub fn new(value: Value) -> Result<Self, ObjectError> {
+        check_value(&value)?;
         Ok(Object { value })
     }
 

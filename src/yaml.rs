@@ -175,6 +175,236 @@ fn to_json(
     })
 }
 
+/// Builds a [`Value`] straight from the YAML event stream (no intermediate
+/// backend value), bounding depth and the node count as it goes: aliases
+/// are replayed by the backend, so the node budget is what stops
+/// billion-laughs inputs.
+struct Bounded<'b> {
+    depth: usize,
+    budget: &'b mut usize,
+    limits: &'b YamlLimits,
+}
+
+/// A limit of [`YamlLimits`] was hit while building a value.
+fn limit_error<E: serde::de::Error>(limits: &YamlLimits, depth: bool) -> E {
+    if depth {
+        E::custom(format_args!(
+            "document is nested deeper than {} levels",
+            limits.max_depth
+        ))
+    } else {
+        E::custom(format_args!(
+            "document expands to more than {} nodes",
+            limits.max_nodes
+        ))
+    }
+}
+
+impl Bounded<'_> {
+    fn child(&mut self) -> Bounded<'_> {
+        Bounded {
+            depth: self.depth + 1,
+            budget: &mut *self.budget,
+            limits: self.limits,
+        }
+    }
+
+    fn enter<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        if *self.budget == 0 {
+            return Err(limit_error(self.limits, false));
+        }
+        *self.budget -= 1;
+        if self.depth > self.limits.max_depth {
+            return Err(limit_error(self.limits, true));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A float as the backend prints it (`.nan`, `.inf`, `1.5`).
+fn float_value(f: f64) -> Value {
+    serde_json::Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or_else(|| Value::String(backend::Number::from(f).to_string()))
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(mut self, b: bool) -> Result<Value, E> {
+        self.enter()?;
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(mut self, i: i64) -> Result<Value, E> {
+        self.enter()?;
+        Ok(Value::from(i))
+    }
+
+    fn visit_u64<E: serde::de::Error>(mut self, u: u64) -> Result<Value, E> {
+        self.enter()?;
+        Ok(Value::from(u))
+    }
+
+    fn visit_f64<E: serde::de::Error>(mut self, f: f64) -> Result<Value, E> {
+        self.enter()?;
+        Ok(float_value(f))
+    }
+
+    fn visit_str<E: serde::de::Error>(mut self, s: &str) -> Result<Value, E> {
+        self.enter()?;
+        Ok(Value::String(s.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(mut self, s: String) -> Result<Value, E> {
+        self.enter()?;
+        Ok(Value::String(s))
+    }
+
+    fn visit_unit<E: serde::de::Error>(mut self) -> Result<Value, E> {
+        self.enter()?;
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<Value, A::Error> {
+        self.enter()?;
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.child())? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
+        self.enter()?;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(e) => {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate entry with key {:?}",
+                        e.key()
+                    )));
+                }
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(map.next_value_seed(self.child())?);
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// A tagged node (`!Tag value`): the tag is dropped, the value kept.
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        use serde::de::VariantAccess;
+        let (_tag, contents): (serde::de::IgnoredAny, _) = data.variant()?;
+        contents.newtype_variant_seed(self)
+    }
+}
+
+/// A mapping key: scalars become their text, as YAML prints them.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = String;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("mapping keys must be scalars")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<String, E> {
+        Ok(b.to_string())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<String, E> {
+        Ok(i.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<String, E> {
+        Ok(u.to_string())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<String, E> {
+        Ok(backend::Number::from(f).to_string())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<String, E> {
+        Ok(s.to_string())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<String, E> {
+        Ok(s)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<String, E> {
+        Ok("null".to_string())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<String, E> {
+        self.visit_unit()
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(serde::de::Error::custom("mapping keys must be scalars"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(serde::de::Error::custom("mapping keys must be scalars"))
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<String, A::Error> {
+        use serde::de::VariantAccess;
+        let (_tag, contents): (serde::de::IgnoredAny, _) = data.variant()?;
+        contents.newtype_variant_seed(self)
+    }
+}
+
+/// Parses one YAML document into a bounded [`Value`].
+fn parse_json(
+    file: &str,
+    text: &str,
+    line_offset: usize,
+    limits: &YamlLimits,
+) -> Result<Value, YamlError> {
+    use serde::de::DeserializeSeed;
+    let mut budget = limits.max_nodes;
+    let seed = Bounded {
+        depth: 1,
+        budget: &mut budget,
+        limits,
+    };
+    seed.deserialize(backend::Deserializer::from_str(text))
+        .map_err(|e| backend_error(file, &e, line_offset))
+}
+
 /// Splits a multi-document stream on `---` lines, keeping the 0-based line
 /// where each document starts so errors point at the right line.
 pub(crate) fn split_documents(text: &str) -> Vec<(usize, String)> {
@@ -231,10 +461,7 @@ pub fn load_documents(
                 format!("file holds more than {} documents", limits.max_documents),
             ));
         }
-        let value: backend::Value =
-            backend::from_str(&doc).map_err(|e| backend_error(file, &e, offset))?;
-        let mut budget = limits.max_nodes;
-        let json = to_json(file, value, 1, &mut budget, limits)?;
+        let json = parse_json(file, &doc, offset, limits)?;
         if !json.is_null() {
             out.push(json);
         }
@@ -252,10 +479,7 @@ pub fn from_str<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Resul
             format!("file is larger than {} bytes", limits.max_bytes),
         ));
     }
-    let value: backend::Value = backend::from_str(text).map_err(|e| backend_error(file, &e, 0))?;
-    let mut budget = limits.max_nodes;
-    let json = to_json(file, value, 1, &mut budget, &limits)?;
-    check_shape(file, &json, &limits)?;
+    let json = parse_json(file, text, 0, &limits)?;
     serde_json::from_value(json).map_err(|e| YamlError::new(file, None, e.to_string()))
 }
 

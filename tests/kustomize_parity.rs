@@ -200,3 +200,41 @@ fn kubectl_kustomize_parity() {
         failures.join("\n\n")
     );
 }
+
+/// Large folders are parsed on several threads: the output and the first
+/// error (kubectl's: the first broken file in list order) must not depend
+/// on the thread count.
+#[test]
+fn thread_count_changes_neither_output_nor_first_error() {
+    let build_with = |case: &str, parallelism: usize| {
+        let tree = DirSource::new(fixtures().join(case))
+            .read_tree()
+            .expect("fixture");
+        let opts = KustomizeOptions {
+            parallelism,
+            ..KustomizeOptions::default()
+        };
+        build(&tree, "", &opts)
+            .map(|r| {
+                r.objects
+                    .into_iter()
+                    .map(|o| o.into_value())
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| e.to_string())
+    };
+    let one = build_with("many-files-parallel", 1).expect("builds");
+    let (kubectl_docs, _) = kubectl(&fixtures().join("many-files-parallel")).expect("kubectl");
+    assert_eq!(one.len(), 60);
+    assert_eq!(
+        one, kubectl_docs,
+        "same documents in the same order as kubectl"
+    );
+    let kubectl_err = kubectl(&fixtures().join("err-many-files-bad-yaml")).unwrap_err();
+    assert!(kubectl_err.contains("r07.yaml"), "{kubectl_err}");
+    for threads in [2, 3, 8] {
+        assert_eq!(build_with("many-files-parallel", threads).unwrap(), one);
+        let err = build_with("err-many-files-bad-yaml", threads).unwrap_err();
+        assert!(err.contains("r07.yaml"), "{threads} threads: {err}");
+    }
+}

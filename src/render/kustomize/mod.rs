@@ -15,7 +15,7 @@
 //! assert_eq!(out.objects[0].name(), "p-c");
 //! ```
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
@@ -49,6 +49,10 @@ use resource::{Behavior, Res};
 pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
+/// Below this many resource files, a kustomization is parsed on the
+/// calling thread.
+const PRELOAD_MIN: usize = 32;
+
 /// Options of a build.
 #[derive(Clone, Debug)]
 pub struct KustomizeOptions {
@@ -65,6 +69,10 @@ pub struct KustomizeOptions {
     pub max_depth: usize,
     /// Plaintext-Secret refusal and SOPS decryption.
     pub secrets: crate::sops::SecretRules,
+    /// How many threads may parse the resource files of one kustomization
+    /// (large folders only; the output is the same for any value).
+    /// Defaults to the machine's parallelism.
+    pub parallelism: usize,
 }
 
 impl Default for KustomizeOptions {
@@ -75,6 +83,7 @@ impl Default for KustomizeOptions {
             limits: YamlLimits::default(),
             max_depth: 64,
             secrets: crate::sops::SecretRules::default(),
+            parallelism: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -555,6 +564,59 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
+    /// Parses the resource files `k` lists, on up to
+    /// `opts.parallelism` threads when there are many; the results (errors
+    /// included) are used in list order by [`Builder::accumulate`], so the
+    /// output and the first error do not depend on the thread count.
+    fn preload(
+        &self,
+        dir: &str,
+        k: &Kustomization,
+        file: &str,
+    ) -> BTreeMap<String, Result<Vec<Res>, RenderError>> {
+        let threads = self.opts.parallelism.clamp(1, 64);
+        let count = k.resources.len() + k.bases.len();
+        if threads < 2 || count < PRELOAD_MIN {
+            return BTreeMap::new();
+        }
+        let mut paths: Vec<String> = Vec::with_capacity(count);
+        for entry in k.resources.iter().chain(k.bases.iter()) {
+            if is_remote(entry) {
+                continue;
+            }
+            match join_path(dir, entry) {
+                Ok(p) if self.tree.is_dir(&p) => continue,
+                Ok(_) => {}
+                Err(_) => continue,
+            }
+            if let Ok(p) = self.file_path(dir, entry, file, "resources") {
+                paths.push(p);
+            }
+        }
+        paths.sort_unstable();
+        paths.dedup();
+        if paths.len() < PRELOAD_MIN {
+            return BTreeMap::new();
+        }
+        let chunk = paths.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = paths
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|p| (p.clone(), self.load_resource_file(p, file)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
     fn accumulate(
         &mut self,
         dir: &str,
@@ -584,6 +646,7 @@ impl<'a> Builder<'a> {
         }
         // resources and bases
         let mut ids: HashSet<String> = acc.res.iter().map(id_key).collect();
+        let mut preloaded = self.preload(dir, k, file);
         for entry in k.resources.iter().chain(k.bases.iter()) {
             if is_remote(entry) {
                 return Err(RenderError::new(
@@ -602,7 +665,11 @@ impl<'a> Builder<'a> {
                 acc.refs.extend(sub.refs);
             } else {
                 let p = self.file_path(dir, entry, file, "resources")?;
-                let rs = self.load_resource_file(&p, file).map_err(|e| {
+                let loaded = match preloaded.remove(&p) {
+                    Some(loaded) => loaded,
+                    None => self.load_resource_file(&p, file),
+                };
+                let rs = loaded.map_err(|e| {
                     if e.file == file {
                         e.with_field("resources")
                     } else {
@@ -891,12 +958,10 @@ impl<'a> Builder<'a> {
         sort::sort(&mut acc.res, top.sort_options.as_ref())?;
         let mut objects = Vec::with_capacity(acc.res.len());
         for r in acc.res {
-            let subject = r.subject();
-            let file = r.file.clone();
-            objects.push(
-                Object::new(r.value)
-                    .map_err(|e| RenderError::new(file, e.to_string()).with_object(subject))?,
-            );
+            if let Err(e) = crate::object::check_value(&r.value) {
+                return Err(RenderError::new(&r.file, e.to_string()).with_object(r.subject()));
+            }
+            objects.push(Object::new(r.value).map_err(|e| RenderError::new("", e.to_string()))?);
         }
         let mut seen = BTreeSet::new();
         self.warnings.retain(|w| seen.insert(w.clone()));
@@ -936,16 +1001,18 @@ fn same_cur_id(a: &Res, b: &Res) -> bool {
 fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError> {
     let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
     if kind.ends_with("List") && d.get("items").is_some() {
-        if let Some(Value::Array(items)) = d.get("items") {
-            for it in items.clone() {
-                push_doc(it, file, out)?;
+        if let Value::Object(mut map) = d {
+            if let Some(Value::Array(items)) = map.remove("items") {
+                for it in items {
+                    push_doc(it, file, out)?;
+                }
             }
         }
         return Ok(());
     }
-    if let Err(e) = Object::new(d.clone()) {
-        return Err(RenderError::new(file, e.to_string()));
-    }
+    let d = Object::new(d)
+        .map_err(|e| RenderError::new(file, e.to_string()))?
+        .into_value();
     out.push(Res::new(d, file));
     Ok(())
 }

@@ -73,43 +73,45 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
     }
     #[allow(clippy::needless_range_loop)]
     for i in 0..res.len() {
-        let kind_rules = by_kind.get(res[i].kind()).cloned().unwrap_or_default();
-        let (rk, rg, rv) = (
-            res[i].kind().to_string(),
-            res[i].group().to_string(),
-            res[i].version().to_string(),
-        );
-        for nr in kind_rules.into_iter().chain(any_kind.iter().copied()) {
-            if !nr.fs.applies_to(&rk, &rg, &rv) {
-                continue;
-            }
-            let Some(by_name) = index.get(nr.kind.as_str()) else {
-                continue;
-            };
-            let referrer_ns = res[i].namespace().to_string();
-            let referrer_cluster = !schema.is_namespaced(res[i].group(), res[i].kind());
-            let referrer_prefixes = res[i].prefixes.clone();
-            let referrer_suffixes = res[i].suffixes.clone();
-            let file = res[i].file.clone();
-            let subject_of = {
-                let r = &res[i];
-                (
-                    r.kind().to_string(),
-                    r.namespace().to_string(),
-                    r.name().to_string(),
-                )
-            };
+        let r = &res[i];
+        let mut rules = by_kind
+            .get(r.kind())
+            .into_iter()
+            .flatten()
+            .chain(any_kind.iter())
+            .copied()
+            .filter(|nr| nr.fs.applies_to(r.kind(), r.group(), r.version()))
+            .filter_map(|nr| Some((nr, index.get(nr.kind.as_str())?)))
+            .peekable();
+        if rules.peek().is_none() {
+            continue;
+        }
+        // what the rules need of the referrer, read once per referrer
+        let referrer_ns = r.namespace().to_string();
+        let referrer_cluster = !schema.is_namespaced(r.group(), r.kind());
+        let referrer_prefixes = r.prefixes.clone();
+        let referrer_suffixes = r.suffixes.clone();
+        let file = r.file.clone();
+        let subject_of = (r.kind().to_string(), r.name().to_string());
+        let role_ref_kind = r
+            .value
+            .get("roleRef")
+            .and_then(|v| v.get("kind"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let rules: Vec<_> = rules.collect();
+        for (nr, by_name) in rules {
             let subject = || {
-                if subject_of.1.is_empty() {
-                    format!("{}/{}", subject_of.0, subject_of.2)
+                if referrer_ns.is_empty() {
+                    format!("{}/{}", subject_of.0, subject_of.1)
                 } else {
-                    format!("{}/{}/{}", subject_of.0, subject_of.1, subject_of.2)
+                    format!("{}/{}/{}", subject_of.0, referrer_ns, subject_of.1)
                 }
             };
             let self_idx = i;
-            let path = nr.fs.path.clone();
-            let kind = nr.kind.clone();
-            let group = nr.group.clone();
+            let path = &nr.fs.path;
+            let kind = nr.kind.as_str();
+            let group = nr.group.as_str();
             let choose = |name: &str,
                           subject_ns: Option<&str>|
              -> Result<Option<(String, String)>, RenderError> {
@@ -160,19 +162,14 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
                     }
                 }
             };
-            let role_ref_kind = res[i]
-                .value
-                .pointer("/roleRef/kind")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let last = path.last().cloned().unwrap_or_default();
+            let last = path.last().map(String::as_str).unwrap_or_default();
             let mut err = None;
-            visit::<RenderError>(&mut res[i].value, &path, None, &mut |v: &mut Value| {
+            visit::<RenderError>(&mut res[i].value, path, None, &mut |v: &mut Value| {
                 match v {
                     Value::String(s) => {
                         if last == "name"
                             && path.first().map(String::as_str) == Some("roleRef")
-                            && role_ref_kind.as_deref() != Some(kind.as_str())
+                            && role_ref_kind.as_deref() != Some(kind)
                         {
                             return Ok(());
                         }
