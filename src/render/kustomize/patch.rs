@@ -364,20 +364,22 @@ fn apply_json6902(
     file: &str,
     field: &str,
 ) -> Result<(), RenderError> {
+    let parsed = merge::parse_json6902(ops);
     for i in select(b, target, acc, file, field)? {
         let r = &mut acc.res[i];
         let subject = r.subject();
-        let mut v = r.value.clone();
-        merge::json6902(&mut v, ops)
+        let patch = parsed
+            .as_ref()
             .map_err(|e| RenderError::new(label, e.to_string()).with_object(subject.clone()))?;
-        if crate::object::Object::new(v.clone()).is_err() {
+        merge::apply_json6902(&mut r.value, patch)
+            .map_err(|e| RenderError::new(label, e.to_string()).with_object(subject.clone()))?;
+        if crate::object::check_value(&r.value).is_err() {
             return Err(RenderError::new(
                 label,
                 "the patch removed kind, apiVersion or metadata.name",
             )
             .with_object(subject));
         }
-        r.value = v;
         let n = r.name().to_string();
         let ns = r.namespace().to_string();
         r.set_name(&n);

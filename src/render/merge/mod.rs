@@ -10,6 +10,7 @@
 //! directives `$setElementOrder`, `$retainKeys` and
 //! `$deleteFromPrimitiveList` are not interpreted: they are kept as fields.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::schema::merge::{ListStrategy, MergeSchema, SchemaCursor};
@@ -411,8 +412,16 @@ fn kubernetes_directives(
 
 /// Applies a JSON 6902 patch (a list of operations) to `target`.
 pub fn json6902(target: &mut Value, ops: &Value) -> Result<(), MergeError> {
-    let patch: json_patch::Patch = serde_json::from_value(ops.clone())
-        .map_err(|e| MergeError::InvalidJsonPatch(e.to_string()))?;
+    apply_json6902(target, &parse_json6902(ops)?)
+}
+
+/// Reads a list of JSON 6902 operations once, to apply it to many objects.
+pub fn parse_json6902(ops: &Value) -> Result<json_patch::Patch, MergeError> {
+    json_patch::Patch::deserialize(ops).map_err(|e| MergeError::InvalidJsonPatch(e.to_string()))
+}
+
+/// Applies parsed JSON 6902 operations; on failure `target` is unchanged.
+pub fn apply_json6902(target: &mut Value, patch: &json_patch::Patch) -> Result<(), MergeError> {
     json_patch::patch(target, &patch.0).map_err(|e| MergeError::JsonPatchFailed(e.to_string()))
 }
 
