@@ -232,15 +232,27 @@ fn smp_one(
     opts: (bool, bool),
     label: &str,
 ) -> Result<bool, RenderError> {
-    let r = &acc.res[i];
+    let r = &mut acc.res[i];
     let (name, ns, kind, av) = (
         r.name().to_string(),
-        r.value.pointer("/metadata/namespace").cloned(),
+        r.value
+            .get("metadata")
+            .and_then(|m| m.get("namespace"))
+            .cloned(),
         r.kind().to_string(),
         r.api_version().to_string(),
     );
-    let out = merge::strategic_merge(&r.value, doc, &b.schema.merge, r.group(), r.kind())
-        .map_err(|e| RenderError::new(label, e.to_string()).with_object(r.subject()))?;
+    let subject = r.subject();
+    let group = r.group().to_string();
+    // merged in place: a failed merge fails the whole build
+    let out = merge::strategic_merge_owned(
+        std::mem::take(&mut r.value),
+        doc,
+        &b.schema.merge,
+        &group,
+        &kind,
+    )
+    .map_err(|e| RenderError::new(label, e.to_string()).with_object(subject))?;
     let Some(mut v) = out else {
         return Ok(false);
     };
