@@ -19,6 +19,9 @@ use driftless::render::kustomize::{build, KustomizeOptions};
 use driftless::source::DirSource;
 use serde_json::Value;
 
+#[path = "../benches/support/tree.rs"]
+mod bench_tree;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kustomize")
 }
@@ -236,5 +239,40 @@ fn thread_count_changes_neither_output_nor_first_error() {
         assert_eq!(build_with("many-files-parallel", threads).unwrap(), one);
         let err = build_with("err-many-files-bad-yaml", threads).unwrap_err();
         assert!(err.contains("r07.yaml"), "{threads} threads: {err}");
+    }
+}
+
+/// The benchmark's overlay tree (namespace, prefix, labels with selectors,
+/// annotations, images, replicas, a generator, SMP and JSON 6902 patches)
+/// at 300 objects: large enough for the threaded paths (files parsed on
+/// several threads, per-object transformers in blocks on several threads),
+/// equal to kubectl for every thread count.
+#[test]
+fn large_overlay_matches_kubectl_for_every_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, contents) in bench_tree::files(100) {
+        let p = tmp.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+    let dir = tmp.path().join("production");
+    let (kubectl_docs, _) = kubectl(&dir).expect("kubectl builds the tree");
+    assert_eq!(kubectl_docs.len(), 301);
+    let tree = DirSource::new(tmp.path()).read_tree().unwrap();
+    for parallelism in [1, 2, 3, 8] {
+        let opts = KustomizeOptions {
+            parallelism,
+            ..KustomizeOptions::default()
+        };
+        let ours: Vec<Value> = build(&tree, "production", &opts)
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|o| o.into_value())
+            .collect();
+        assert!(
+            ours == kubectl_docs,
+            "{parallelism} threads: the output differs from kubectl's"
+        );
     }
 }
