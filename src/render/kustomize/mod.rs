@@ -979,7 +979,7 @@ impl<'a> Builder<'a> {
         }
         let mut refs = config::name_refs();
         refs.extend(acc.refs.iter().cloned());
-        nameref::fix(&mut acc.res, &refs, &self.schema)?;
+        nameref::fix(&mut acc.res, &refs, &self.schema, self.opts.parallelism)?;
         vars::resolve(&mut acc.res, &acc.vars)?;
         // build metadata
         for m in &top.build_metadata {

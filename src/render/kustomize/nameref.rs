@@ -29,7 +29,12 @@ struct Target {
 }
 
 /// Fixes all name references in `res`.
-pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<(), RenderError> {
+pub(crate) fn fix(
+    res: &mut [Res],
+    refs: &[NameRef],
+    schema: &Schema,
+    threads: usize,
+) -> Result<(), RenderError> {
     // Snapshot of every possible referral.
     let targets: Vec<(String, String, Target)> = res
         .iter()
@@ -71,9 +76,11 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
             None => any_kind.push(nr),
         }
     }
-    #[allow(clippy::needless_range_loop)]
-    for i in 0..res.len() {
-        let r = &res[i];
+    // Each referrer is fixed on its own against the snapshot above, so
+    // runs of referrers may be fixed on several threads; the first error
+    // in object order wins.
+    let fix_one = |i: usize, referrer: &mut Res| -> Result<(), RenderError> {
+        let r = &*referrer;
         let mut rules = by_kind
             .get(r.kind())
             .into_iter()
@@ -84,7 +91,7 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
             .filter_map(|nr| Some((nr, index.get(nr.kind.as_str())?)))
             .peekable();
         if rules.peek().is_none() {
-            continue;
+            return Ok(());
         }
         // what the rules need of the referrer, read once per referrer
         let referrer_ns = r.namespace().to_string();
@@ -164,7 +171,7 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
             };
             let last = path.last().map(String::as_str).unwrap_or_default();
             let mut err = None;
-            visit::<RenderError>(&mut res[i].value, path, None, &mut |v: &mut Value| {
+            visit::<RenderError>(&mut referrer.value, path, None, &mut |v: &mut Value| {
                 match v {
                     Value::String(s) => {
                         if last == "name"
@@ -224,6 +231,34 @@ pub(crate) fn fix(res: &mut [Res], refs: &[NameRef], schema: &Schema) -> Result<
                 return Err(e);
             }
         }
+        Ok(())
+    };
+    let fix_run = |offset: usize, run: &mut [Res]| -> Result<(), RenderError> {
+        run.iter_mut()
+            .enumerate()
+            .try_for_each(|(j, r)| fix_one(offset + j, r))
+    };
+    let threads = threads.clamp(1, 64);
+    if threads < 2 || res.len() < PARALLEL_MIN {
+        return fix_run(0, res);
     }
-    Ok(())
+    let per_thread = res.len().div_ceil(threads);
+    let results: Vec<Result<(), RenderError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = res
+            .chunks_mut(per_thread)
+            .enumerate()
+            .map(|(n, run)| {
+                let fix_run = &fix_run;
+                scope.spawn(move || fix_run(n * per_thread, run))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    results.into_iter().collect()
 }
+
+/// Below this many objects, references are fixed on the calling thread.
+const PARALLEL_MIN: usize = 256;
