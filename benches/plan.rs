@@ -62,16 +62,28 @@ fn workload(n: usize) -> (Vec<Object>, BTreeMap<ObjectId, Object>, Inventory) {
 
 fn bench(c: &mut Criterion) {
     let schema = Schema::kubernetes();
-    let options = PlanOptions::default();
-    let mut group = c.benchmark_group("diff_and_plan");
-    group.sample_size(20);
-    for n in [1_000usize, 10_000] {
-        let (desired, live, inventory) = workload(n);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| plan(&desired, &live, &inventory, &schema, &options).expect("plan"))
-        });
+    // the default (the machine's parallelism) and one thread; the plan's
+    // drop is the caller's and is not timed
+    for (group_name, parallelism) in [
+        ("diff_and_plan", PlanOptions::default().parallelism),
+        ("diff_and_plan_1thread", 1),
+    ] {
+        let options = PlanOptions {
+            parallelism,
+            ..PlanOptions::default()
+        };
+        let mut group = c.benchmark_group(group_name);
+        group.sample_size(20);
+        for n in [1_000usize, 10_000] {
+            let (desired, live, inventory) = workload(n);
+            group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+                b.iter_with_large_drop(|| {
+                    plan(&desired, &live, &inventory, &schema, &options).expect("plan")
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, bench);
