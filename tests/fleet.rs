@@ -1006,3 +1006,64 @@ fn the_tree_example_prints_kustomizations_and_inventories() {
         stderr(&out)
     );
 }
+
+/// Removing a Kustomization from Git deletes its object (the parent prunes
+/// it), and Flux's finalizer then deletes what it applied when it has
+/// `spec.prune`: nested Kustomizations first (the tenant's objects, as the
+/// tenant), then its own. Without `prune` the objects stay.
+#[test]
+fn a_kustomization_removed_from_git_garbage_collects_its_objects() {
+    for prune in [true, false] {
+        let repo = fixture("seed");
+        let tenants = repo.path().join("clusters/production/tenants.yaml");
+        if !prune {
+            edit_file(&tenants, "prune: true", "prune: false");
+        }
+        let cluster = MemoryCluster::new();
+        let clock = VirtualClock::new(START);
+        let first = fleet(repo.path(), &cluster, &clock);
+        assert!(first.all_ready(), "{:?}", order(&first));
+        let tenant_objects: Vec<ObjectId> = ["flux-system/tenants", "team-a/team-a"]
+            .iter()
+            .flat_map(|k| result(&first, k).inventory.entries.clone())
+            .map(|e| e.id.parse().unwrap())
+            .collect();
+        let web = id("apps", "Deployment", "team-a", "web");
+        assert!(tenant_objects.contains(&web));
+        assert!(tenant_objects.len() > 5, "{tenant_objects:?}");
+
+        std::fs::remove_file(&tenants).unwrap();
+        let second = fleet(repo.path(), &cluster, &clock);
+        assert!(second.get("flux-system/tenants").is_none());
+        assert!(second.get("team-a/team-a").is_none());
+        let root = result(&second, "flux-system/flux-system");
+        let deleted: Vec<&str> = root
+            .changes
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Deleted)
+            .map(|e| e.subject.as_str())
+            .collect();
+        // everything else is untouched
+        assert!(cluster
+            .object(&id("apps", "Deployment", "apps", "app1"))
+            .is_some());
+        if prune {
+            for o in &tenant_objects {
+                assert!(cluster.object(o).is_none(), "{} is left", o.subject());
+                assert!(deleted.contains(&o.subject().as_str()), "{deleted:?}");
+            }
+            // the tenant's objects go before the tenants' own (its
+            // namespace and the RoleBinding it acts through)
+            let pos = |s: &str| deleted.iter().position(|d| *d == s).unwrap();
+            assert!(pos("Deployment/team-a/web") < pos("Namespace/team-a"));
+            assert_eq!(
+                block_on(cluster.read_inventory("team-a/team-a")).unwrap(),
+                Some(Default::default())
+            );
+        } else {
+            assert_eq!(deleted, vec!["Kustomization/flux-system/tenants"]);
+            assert!(cluster.object(&web).is_some());
+        }
+    }
+}

@@ -25,7 +25,7 @@ use crate::object::{Object, ObjectId};
 use crate::pipeline::{
     default_namespaces, ChangeSet, ReconcileError, ReconcileOptions, Reconciler,
 };
-use crate::plan::{Inventory, PlanOptions};
+use crate::plan::{Action, Inventory, PlanOptions};
 use crate::render::Renderer;
 use crate::schema::Schema;
 use crate::source::{GitRef, Snapshot, Source};
@@ -785,6 +785,118 @@ impl FleetContext<'_> {
         checked.map(Some)
     }
 
+    /// The live Kustomization objects listed in `inventory`.
+    async fn live_kustomizations(&self, inventory: &Inventory) -> Vec<Object> {
+        let mut out = Vec::new();
+        for e in &inventory.entries {
+            let Ok(id) = e.id.parse::<ObjectId>() else {
+                continue;
+            };
+            if id.group != crate::flux::KUSTOMIZE_GROUP || id.kind != "Kustomization" {
+                continue;
+            }
+            if let Ok(Some(o)) = self.applier.get(&id).await {
+                out.push(o);
+            }
+        }
+        out
+    }
+
+    /// Flux's finalizer: every Kustomization in `owned` that `changes`
+    /// deleted, and that has `spec.prune` and is not suspended, has the
+    /// objects of its inventory deleted (as its service account). Nested
+    /// Kustomizations go first, as in a cluster, where a Kustomization's
+    /// finalizer holds back the deletion of its namespace and of the
+    /// RoleBindings its tenant acts through. Returns what was deleted; a
+    /// failure is logged and leaves the rest of that inventory recorded, so
+    /// a later run can finish it.
+    async fn garbage_collect(
+        &self,
+        changes: &ChangeSet,
+        owned: Vec<Object>,
+        reconciler: &Reconciler<'_>,
+        snapshot: &Verified<Snapshot>,
+        options: &FleetOptions,
+    ) -> ChangeSet {
+        let mut out = ChangeSet::default();
+        if !options.allow_prune || options.dry_run {
+            return out;
+        }
+        let deleted = |o: &Object| {
+            changes
+                .entries
+                .iter()
+                .any(|c| c.action == Action::Deleted && c.id == o.id())
+        };
+        // post-order over the Kustomizations to collect: children first
+        let mut stack: Vec<(Object, bool)> = owned
+            .into_iter()
+            .filter(|o| deleted(o))
+            .rev()
+            .map(|o| (o, false))
+            .collect();
+        let mut seen = BTreeSet::new();
+        let mut order: Vec<Kustomization> = Vec::new();
+        while let Some((live, expanded)) = stack.pop() {
+            let Ok(k) = Kustomization::from_object(&live) else {
+                continue;
+            };
+            if !k.spec.prune || k.spec.suspend {
+                continue;
+            }
+            if expanded {
+                order.push(k);
+                continue;
+            }
+            if !seen.insert(k.key()) {
+                continue;
+            }
+            stack.push((live, true));
+            if let Ok(Some(inventory)) = self.applier.read_inventory(&k.key()).await {
+                let nested = self.live_kustomizations(&inventory).await;
+                stack.extend(nested.into_iter().rev().map(|o| (o, false)));
+            }
+        }
+        for k in order {
+            let key = k.key();
+            let ropts = ReconcileOptions {
+                path: k.spec.path.clone().unwrap_or_default(),
+                reference: GitRef::default(),
+                owner: key.clone(),
+                plan: PlanOptions {
+                    prune: true,
+                    ..PlanOptions::default()
+                },
+                dry_run: false,
+                impersonate: k.impersonation(),
+                policies: crate::policy::PolicySet::default(),
+            };
+            let run = reconciler
+                .reconcile_objects(
+                    snapshot.revision.clone(),
+                    snapshot.verdict().clone(),
+                    Vec::new(),
+                    Vec::new(),
+                    &ropts,
+                )
+                .await;
+            let done = match run {
+                Ok(report) => report.changes,
+                Err(e) => {
+                    tracing::warn!(kustomization = %key, error = %e, "garbage collection failed");
+                    match e {
+                        ReconcileError::Prune { done, .. } | ReconcileError::Apply { done, .. } => {
+                            done
+                        }
+                        _ => ChangeSet::default(),
+                    }
+                }
+            };
+            out.entries.extend(done.entries);
+        }
+        out
+    }
+
     async fn reconcile_one(
         &self,
         k: &Kustomization,
@@ -941,6 +1053,13 @@ impl FleetContext<'_> {
             impersonate: k.impersonation(),
             policies: fleet_policies(k, known_objects, &schema),
         };
+        // the Kustomizations this one applied, as they are before the run:
+        // one it prunes is deleted, and its finalizer garbage-collects
+        let owned = if options.dry_run {
+            Vec::new()
+        } else {
+            self.live_kustomizations(&result.inventory).await
+        };
         let applied = reconciler
             .reconcile_objects(
                 snapshot.revision.clone(),
@@ -962,6 +1081,10 @@ impl FleetContext<'_> {
                 result.reason = reason.to_string();
                 result.message = e.to_string();
                 result.changes = changes;
+                let gc = self
+                    .garbage_collect(&result.changes, owned, &reconciler, &snapshot, options)
+                    .await;
+                result.changes.entries.extend(gc.entries);
                 result.inventory = self
                     .applier
                     .read_inventory(&key)
@@ -974,6 +1097,10 @@ impl FleetContext<'_> {
         };
         result.changes = report.changes.clone();
         result.inventory = report.plan.inventory.clone();
+        let gc = self
+            .garbage_collect(&result.changes, owned, &reconciler, &snapshot, options)
+            .await;
+        result.changes.entries.extend(gc.entries);
         if options.dry_run {
             result.ready = true;
             result.reason = reason::SUCCEEDED.to_string();

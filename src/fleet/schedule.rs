@@ -78,7 +78,8 @@ pub struct ScheduledRun {
 /// - A suspended Kustomization reports Suspended once and is not scheduled
 ///   again until its spec changes (a parent renders it anew); a new or
 ///   changed Kustomization is due at once; one no longer rendered leaves
-///   the schedule.
+///   the schedule, and its parent's prune garbage-collects what it applied
+///   when it has `spec.prune` (Flux's finalizer).
 /// - Wake-ups happen in due-time order; Kustomizations due at the same time
 ///   run in dependency order, then by `ns/name`. Identical inputs give
 ///   identical runs.
