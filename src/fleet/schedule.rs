@@ -250,8 +250,12 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             _ if result.ready => k.interval(),
             _ => k.retry_interval(),
         };
-        self.next_due
-            .insert(result.key.clone(), at + wait.max(MIN_INTERVAL));
+        // as controller-runtime's RequeueAfter: counted from the end of the
+        // run (a health check may have waited)
+        self.next_due.insert(
+            result.key.clone(),
+            at + result.duration + wait.max(MIN_INTERVAL),
+        );
     }
 
     /// Fetches every source whose poll is due. A new revision makes every
