@@ -9,6 +9,8 @@
 //! - Fetches are shallow (depth 1) into a bare cache repository. A fetch
 //!   whose target commit is already in the cache transfers no pack; when the
 //!   commit is also the one of the last snapshot, the tree is not read again.
+//!   Over http(s) refs are looked up with protocol v1, so checking an
+//!   unchanged remote is a single `GET info/refs`; packs come over v2.
 //! - The tree is read straight from the object database: symlinks become
 //!   [`Entry::Symlink`](super::Entry::Symlink), submodules are skipped, `.sourceignore` applies.
 //! - Credentials never appear in errors, logs, revisions or `Debug` output,
