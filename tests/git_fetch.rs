@@ -311,6 +311,101 @@ fn sourceignore_in_repo_replaces_defaults() {
 }
 
 #[test]
+fn http_noop_fetch_is_one_request_and_fetches_stay_shallow() {
+    use std::sync::atomic::Ordering;
+    require("git");
+    let f = fixture();
+    let server = HttpServer::start(f.repo.parent().unwrap(), HttpAuth::None);
+    let cache = f.s.path().join("cache");
+    let src = GitSource::new(&server.url("repo.git"))
+        .unwrap()
+        .with_cache_dir(&cache);
+    let a = block(src.fetch(&branch("main"))).unwrap();
+    assert_eq!(a.revision.to_string(), format!("main@sha1:{}", f.c2));
+    let cache_repo = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let count = || git(&cache_repo, &f.s.home(), &["rev-list", "--count", "--all"]);
+    assert_eq!(count(), "1", "cache should hold one commit (depth 1)");
+    assert!(cache_repo.join("shallow").is_file());
+    let packs = || {
+        std::fs::read_dir(cache_repo.join("objects/pack"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "pack")
+            })
+            .count()
+    };
+    let before = packs();
+
+    // the no-op: one request (the ref advertisement), no pack
+    let n0 = server.requests.load(Ordering::Relaxed);
+    let b = block(src.fetch(&branch("main"))).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(server.requests.load(Ordering::Relaxed) - n0, 1);
+    assert_eq!(packs(), before, "a no-op fetch must not receive a pack");
+    // also from a fresh source over the same cache
+    let src2 = GitSource::new(&server.url("repo.git"))
+        .unwrap()
+        .with_cache_dir(&cache);
+    let n0 = server.requests.load(Ordering::Relaxed);
+    assert_eq!(a, block(src2.fetch(&branch("main"))).unwrap());
+    assert_eq!(server.requests.load(Ordering::Relaxed) - n0, 1);
+
+    // an annotated tag and a semver range over http, shallow too
+    let t = block(src.fetch(&GitRef {
+        tag: Some("v1.1.0".into()),
+        ..GitRef::default()
+    }))
+    .unwrap();
+    assert_eq!(t.tag.as_ref().unwrap().name, "v1.1.0");
+    let v = block(src.fetch(&GitRef {
+        semver: Some("~1.0".into()),
+        ..GitRef::default()
+    }))
+    .unwrap();
+    assert_eq!(v.revision.to_string(), format!("v1.0.0@sha1:{}", f.c1));
+    // a commit by id (not advertised as a tip)
+    let middle = git(&f.repo, &f.s.home(), &["rev-parse", "v1.1.0^{commit}"]);
+    let c = block(src.fetch(&GitRef {
+        commit: Some(middle.clone()),
+        ..GitRef::default()
+    }))
+    .unwrap();
+    assert_eq!(c.revision.to_string(), format!("sha1:{middle}"));
+
+    // a new commit on the remote is fetched, shallowly
+    let work = f.s.path().join("work");
+    git(
+        f.s.path(),
+        &f.s.home(),
+        &[
+            "clone",
+            "-q",
+            f.repo.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let c3 = f.s.commit(&work, &[("deploy/new.yaml", "x: 1\n")], "third");
+    git(&work, &f.s.home(), &["push", "-q", "origin", "main"]);
+    let d = block(src.fetch(&branch("main"))).unwrap();
+    assert_eq!(d.revision.to_string(), format!("main@sha1:{c3}"));
+    assert_eq!(d.tree.read("deploy/new.yaml").unwrap(), b"x: 1\n");
+    let shallow = std::fs::read_to_string(cache_repo.join("shallow")).unwrap();
+    assert!(
+        shallow.lines().any(|l| l == c3),
+        "the new tip is fetched at depth 1: {shallow}"
+    );
+}
+
+#[test]
 fn http_fetch_and_https_with_auth_and_custom_ca() {
     require("git");
     let f = fixture();

@@ -9,6 +9,8 @@
 //! - Fetches are shallow (depth 1) into a bare cache repository. A fetch
 //!   whose target commit is already in the cache transfers no pack; when the
 //!   commit is also the one of the last snapshot, the tree is not read again.
+//!   Over http(s) refs are looked up with protocol v1, so checking an
+//!   unchanged remote is a single `GET info/refs`; packs come over v2.
 //! - The tree is read straight from the object database: symlinks become
 //!   [`Entry::Symlink`](super::Entry::Symlink), submodules are skipped, `.sourceignore` applies.
 //! - Credentials never appear in errors, logs, revisions or `Debug` output,
@@ -274,7 +276,9 @@ impl GitSource {
         }
     }
 
-    fn open_repo(&self, path: &Path) -> Result<gix::Repository, SourceError> {
+    /// Opens (creating if needed) the bare cache repository at `path`,
+    /// speaking git protocol `version` to the remote.
+    fn open_repo(&self, path: &Path, version: u8) -> Result<gix::Repository, SourceError> {
         let io = |e: &dyn std::fmt::Display| SourceError::Io {
             path: path.display().to_string(),
             message: format!("{e}"),
@@ -283,7 +287,7 @@ impl GitSource {
             std::fs::create_dir_all(path).map_err(|e| io(&e))?;
             gix::init_bare(path).map_err(|e| io(&e))?;
         }
-        let mut overrides: Vec<String> = vec!["protocol.version=2".into()];
+        let mut overrides: Vec<String> = vec![format!("protocol.version={version}")];
         if self.kind == UrlKind::Ssh {
             overrides.push(format!("core.sshCommand={}", self.ssh_command()?));
             overrides.push("ssh.variant=ssh".into());
@@ -334,6 +338,14 @@ impl GitSource {
 }
 
 type HttpOptions = gix::protocol::transport::client::blocking_io::http::Options;
+
+/// The cache repository opened to speak one git protocol version.
+struct CacheRepo<'a> {
+    repo: &'a gix::Repository,
+    path: &'a Path,
+    /// `protocol.version` the repository was opened with.
+    version: u8,
+}
 
 /// The remote tip of a resolved reference.
 struct Target {
@@ -637,13 +649,19 @@ impl GitSource {
     /// Connects with `specs`, lists the matching refs and, unless `want`'s
     /// target is already in the cache, receives a pack. Returns the tip of
     /// `want` (None if the remote lacks it).
+    ///
+    /// Packs are received over protocol v2 only: when the refs were looked
+    /// up over v1 and a pack is needed, the fetch is redone over v2. (gix
+    /// 0.90 announces `deepen-relative` in v1 whenever the server has it,
+    /// which turns a shallow fetch into a fetch of the whole history.)
     fn fetch_specs(
         &self,
-        repo: &gix::Repository,
+        cache: &CacheRepo<'_>,
         specs: &[String],
         want: Option<&str>,
         depth: Option<u32>,
     ) -> Result<Option<gix::ObjectId>, SourceError> {
+        let repo = cache.repo;
         let remote = self.remote(repo, specs.iter().map(|s| s.as_str()))?;
         let conn = self.connect(repo, &remote)?;
         let prepare = conn
@@ -667,6 +685,16 @@ impl GitSource {
                 tracing::debug!(tip = %t, "git: target already cached, no pack transferred");
                 return Ok(Some(t));
             }
+        }
+        if cache.version != 2 {
+            drop(prepare);
+            let repo2 = self.open_repo(cache.path, 2)?;
+            let cache2 = CacheRepo {
+                repo: &repo2,
+                path: cache.path,
+                version: 2,
+            };
+            return self.fetch_specs(&cache2, specs, want, depth);
         }
         let mut prepare = prepare;
         if let Some(d) = depth.and_then(std::num::NonZeroU32::new) {
@@ -703,6 +731,24 @@ impl GitSource {
         Ok(tags)
     }
 
+    /// The git protocol version to look refs up with for `plan`.
+    ///
+    /// Over http(s), refs are looked up with protocol v1 (as go-git, and so
+    /// Flux, does): its `GET info/refs` advertisement already lists the refs,
+    /// so checking an unchanged remote is one request, where v2 needs a
+    /// second one (`POST` `ls-refs`). Packs are always received over v2
+    /// (see [`GitSource::fetch_specs`]). Fetching a commit by id is v2
+    /// throughout: v2 servers hand out any object they have, v1 servers by
+    /// default only advertised tips. Over file:// and ssh the connection is
+    /// one stateful session either way, so v2 (with its filtered ref
+    /// listing) is kept.
+    fn lookup_version(&self, plan: &Plan) -> u8 {
+        match (self.kind, plan) {
+            (UrlKind::Http, Plan::Ref { .. } | Plan::Semver(_)) => 1,
+            _ => 2,
+        }
+    }
+
     fn fetch_in(&self, path: &Path, reference: &GitRef) -> Result<Snapshot, SourceError> {
         if self.url.starts_with("http://") && !matches!(self.auth, Auth::None) {
             return Err(SourceError::Invalid(format!(
@@ -710,21 +756,28 @@ impl GitSource {
                 self.url
             )));
         }
-        let repo = self.open_repo(path)?;
-        let target = match Plan::from_ref(reference)? {
+        let plan = Plan::from_ref(reference)?;
+        let version = self.lookup_version(&plan);
+        let repo = self.open_repo(path, version)?;
+        let cache = CacheRepo {
+            repo: &repo,
+            path,
+            version,
+        };
+        let target = match plan {
             Plan::Commit { id, branch } => {
                 let oid = gix::ObjectId::from_hex(id.as_bytes()).map_err(|_| {
                     SourceError::Invalid(format!("commit {id:?} is not a 40-digit hex SHA-1"))
                 })?;
                 if !repo.has_object(oid) {
                     let direct =
-                        self.fetch_specs(&repo, std::slice::from_ref(&id), None, self.depth);
+                        self.fetch_specs(&cache, std::slice::from_ref(&id), None, self.depth);
                     if direct.is_err() || !repo.has_object(oid) {
                         // The server refused a fetch by id: fetch the branch's history.
                         let full =
                             format!("refs/heads/{}", branch.as_deref().unwrap_or(DEFAULT_BRANCH));
                         let spec = format!("+{full}:{}", local_name(&full));
-                        let tip = self.fetch_specs(&repo, &[spec], Some(&full), None)?;
+                        let tip = self.fetch_specs(&cache, &[spec], Some(&full), None)?;
                         if tip.is_none() {
                             direct?;
                             return Err(SourceError::RefNotFound(full));
@@ -743,7 +796,7 @@ impl GitSource {
             Plan::Ref { full, absolute } => {
                 let spec = format!("+{full}:{}", local_name(&full));
                 let tip = self
-                    .fetch_specs(&repo, &[spec], Some(&full), self.depth)?
+                    .fetch_specs(&cache, &[spec], Some(&full), self.depth)?
                     .ok_or_else(|| SourceError::RefNotFound(full.clone()))?;
                 Target {
                     name: Some(full),
@@ -757,7 +810,7 @@ impl GitSource {
                 let full = format!("refs/tags/{tag}");
                 let spec = format!("+{full}:{}", local_name(&full));
                 let tip = self
-                    .fetch_specs(&repo, &[spec], Some(&full), self.depth)?
+                    .fetch_specs(&cache, &[spec], Some(&full), self.depth)?
                     .ok_or_else(|| SourceError::RefNotFound(full.clone()))?;
                 Target {
                     name: Some(full),

@@ -115,7 +115,7 @@ impl Scratch {
 pub struct HttpServer {
     pub port: u16,
     stop: Arc<AtomicBool>,
-    /// Number of requests served.
+    /// Number of HTTP requests received (a keep-alive connection may carry several).
     pub requests: Arc<AtomicUsize>,
 }
 
@@ -173,10 +173,10 @@ impl HttpServer {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((s, _)) => {
-                        req2.fetch_add(1, Ordering::Relaxed);
-                        let (root, auth, backend) = (root.clone(), auth.clone(), backend.clone());
+                        let (root, auth, backend, count) =
+                            (root.clone(), auth.clone(), backend.clone(), req2.clone());
                         std::thread::spawn(move || {
-                            let _ = handle(s, &root, &auth, &backend);
+                            let _ = handle(s, &root, &auth, &backend, &count);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
@@ -201,7 +201,13 @@ impl Drop for HttpServer {
     }
 }
 
-fn handle(stream: TcpStream, root: &Path, auth: &HttpAuth, backend: &Path) -> std::io::Result<()> {
+fn handle(
+    stream: TcpStream,
+    root: &Path,
+    auth: &HttpAuth,
+    backend: &Path,
+    count: &AtomicUsize,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -211,6 +217,7 @@ fn handle(stream: TcpStream, root: &Path, auth: &HttpAuth, backend: &Path) -> st
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
+        count.fetch_add(1, Ordering::Relaxed);
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
