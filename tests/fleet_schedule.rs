@@ -498,3 +498,38 @@ fn a_failed_poll_keeps_the_last_artifact_and_reports_the_source() {
         assert_eq!(fleet.fetches(), 8);
     });
 }
+
+/// As controller-runtime's RequeueAfter, the next run is counted from the
+/// end of a run: a health check that times out after 1m with a retry
+/// interval of 2m runs again 3m after it started, not 2m.
+#[test]
+fn the_next_run_counts_from_the_end_of_a_run_that_waited() {
+    let retry = (
+        INFRA_FILE,
+        "  timeout: 5m\n",
+        "  timeout: 1m\n  retryInterval: 2m\n",
+    );
+    on_seed(&[retry], |_, fleet, s| {
+        fleet.cluster.set_rollout(|o: &Object| {
+            if o.kind() == "Deployment" && o.name() == "ingress-nginx-controller" {
+                Rollout::Progressing
+            } else {
+                Rollout::Complete
+            }
+        });
+        let runs = run(s, 200);
+        let infra: Vec<(u64, &str)> = timeline(&runs)
+            .into_iter()
+            .filter(|(_, k, _)| *k == INFRA)
+            .map(|(at, _, reason)| (at, reason))
+            .collect();
+        assert_eq!(
+            infra,
+            vec![(0, "HealthCheckFailed"), (180, "HealthCheckFailed")]
+        );
+        assert!(runs
+            .iter()
+            .find(|r| r.result.key == INFRA)
+            .is_some_and(|r| r.result.message.starts_with("health check failed after 1m")));
+    });
+}

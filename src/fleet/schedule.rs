@@ -59,11 +59,11 @@ pub struct ScheduledRun {
 /// state between calls to [`Scheduler::run_until`] (so the Git repository
 /// or the cluster may change between calls).
 ///
-/// - After a Ready reconcile a Kustomization is next due at its start plus
+/// - After a Ready reconcile a Kustomization is next due at the end of the run plus
 ///   `spec.interval`; after a failure (BuildFailed, HealthCheckFailed,
-///   ArtifactFailed, PruneFailed, ...) at its start plus
+///   ArtifactFailed, PruneFailed, ...) at its end plus
 ///   `spec.retryInterval` (which defaults to `spec.interval`); after
-///   DependencyNotReady at its start plus
+///   DependencyNotReady at its end plus
 ///   [`ScheduleOptions::dependency_requeue`]. The root Kustomization uses the
 ///   interval the cluster folder declares for it (10m when it declares none).
 /// - A dependency must be Ready and, when it reads the same source, have
