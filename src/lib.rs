@@ -67,6 +67,7 @@ pub mod flux;
 pub mod health;
 pub mod image;
 pub mod object;
+mod par;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;

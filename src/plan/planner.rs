@@ -85,7 +85,7 @@ impl Default for PlanOptions {
 }
 
 fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    crate::par::available()
 }
 
 /// One planned step for one object.
@@ -326,51 +326,33 @@ pub fn plan(
     // Classify in id order (so the first error does not depend on the input
     // order), on up to `options.parallelism` threads, each taking one
     // contiguous run of the sorted ids; the results are joined in order.
-    let threads = options.parallelism.clamp(1, 64);
-    let chunk = if threads > 1 && ids.len() >= PARALLEL_MIN {
-        ids.len().div_ceil(threads)
+    let threads = if ids.len() >= PARALLEL_MIN {
+        options.parallelism
     } else {
-        ids.len().max(1)
+        1
     };
     let mut ids: Vec<Option<ObjectId>> = ids.into_iter().map(Some).collect();
-    let mut runs: Vec<Vec<Work>> = Vec::new();
-    for part in order.chunks(chunk) {
-        runs.push(
-            part.iter()
-                .filter_map(|&i| Some((i, ids[i].take()?, live_of[i])))
-                .collect(),
-        );
-    }
-    let classify_run = |run: Vec<Work>| -> Result<Vec<Classified>, PlanError> {
-        run.into_iter()
+    let mut work: Vec<Work> = order
+        .iter()
+        .map(|&i| (i, ids[i].take(), live_of[i]))
+        .collect();
+    let results = crate::par::in_runs(&mut work, threads, |_, run| {
+        run.iter_mut()
             .map(|(i, id, l)| {
-                let o = &desired[i];
+                let o = &desired[*i];
                 let flags = Flags::of(o);
+                let id = id.take().unwrap_or_else(|| o.id());
                 Ok(Classified {
                     stage: schema.stage(o.group(), o.kind()),
                     rank: schema.kind_rank(o.kind()),
                     inventory_id: id.inventory_id(),
                     keep: flags.ssa != SsaPolicy::Ignore,
-                    version_of: i,
-                    change: classify(o, flags, id, l, schema, options)?,
+                    version_of: *i,
+                    change: classify(o, flags, id, *l, schema, options)?,
                 })
             })
-            .collect()
-    };
-    let results: Vec<Result<Vec<Classified>, PlanError>> = if runs.len() > 1 {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = runs
-                .into_iter()
-                .map(|run| scope.spawn(move || classify_run(run)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    } else {
-        runs.into_iter().map(classify_run).collect()
-    };
+            .collect::<Result<Vec<Classified>, PlanError>>()
+    });
     let mut classified: Vec<Classified> = Vec::with_capacity(desired.len());
     for run in results {
         classified.extend(run?);
@@ -458,7 +440,7 @@ pub fn plan(
 const PARALLEL_MIN: usize = 2_000;
 
 /// A desired object to classify: its index, id and live counterpart.
-type Work<'l> = (usize, ObjectId, Option<&'l Object>);
+type Work<'l> = (usize, Option<ObjectId>, Option<&'l Object>);
 
 /// One classified desired object, with what ordering and the inventory need.
 struct Classified {

@@ -86,7 +86,7 @@ impl Default for KustomizeOptions {
             limits: YamlLimits::default(),
             max_depth: 64,
             secrets: crate::sops::SecretRules::default(),
-            parallelism: std::thread::available_parallelism().map_or(1, usize::from),
+            parallelism: crate::par::available(),
         }
     }
 }
@@ -601,23 +601,14 @@ impl<'a> Builder<'a> {
         if paths.len() < PRELOAD_MIN {
             return BTreeMap::new();
         }
-        let chunk = paths.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = paths
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|p| (p.clone(), self.load_resource_file(p, file)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
+        crate::par::in_runs(&mut paths, threads, |_, run| {
+            run.iter()
+                .map(|p| (p.clone(), self.load_resource_file(p, file)))
+                .collect::<Vec<_>>()
         })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Runs `f` over `res` in blocks of [`BLOCK`] objects, on up to
@@ -628,22 +619,14 @@ impl<'a> Builder<'a> {
         res: &mut [Res],
         f: &(dyn Fn(&mut [Res]) -> Result<(), RenderError> + Sync),
     ) -> Result<(), RenderError> {
-        let threads = self.opts.parallelism.clamp(1, 64);
-        if threads < 2 || res.len() < 4 * BLOCK {
-            return res.chunks_mut(BLOCK).try_for_each(f);
-        }
-        let per_thread = res.len().div_ceil(threads);
-        let results: Vec<Result<(), RenderError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = res
-                .chunks_mut(per_thread)
-                .map(|part| scope.spawn(move || part.chunks_mut(BLOCK).try_for_each(f)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
-        results.into_iter().collect()
+        let threads = if res.len() >= 4 * BLOCK {
+            self.opts.parallelism
+        } else {
+            1
+        };
+        crate::par::in_runs(res, threads, |_, run| run.chunks_mut(BLOCK).try_for_each(f))
+            .into_iter()
+            .collect()
     }
 
     fn accumulate(

@@ -238,26 +238,14 @@ pub(crate) fn fix(
             .enumerate()
             .try_for_each(|(j, r)| fix_one(offset + j, r))
     };
-    let threads = threads.clamp(1, 64);
-    if threads < 2 || res.len() < PARALLEL_MIN {
-        return fix_run(0, res);
-    }
-    let per_thread = res.len().div_ceil(threads);
-    let results: Vec<Result<(), RenderError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = res
-            .chunks_mut(per_thread)
-            .enumerate()
-            .map(|(n, run)| {
-                let fix_run = &fix_run;
-                scope.spawn(move || fix_run(n * per_thread, run))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    results.into_iter().collect()
+    let threads = if res.len() >= PARALLEL_MIN {
+        threads
+    } else {
+        1
+    };
+    crate::par::in_runs(res, threads, fix_run)
+        .into_iter()
+        .collect()
 }
 
 /// Below this many objects, references are fixed on the calling thread.

@@ -1,0 +1,65 @@
+//! Scoped worker threads for the pure stages (plan, render) on large
+//! inputs. The work is split into contiguous runs, one per thread, and the
+//! results come back in run order, so the output never depends on the
+//! thread count or on scheduling.
+
+/// Runs `f(offset, run)` over `items` split into up to `threads`
+/// contiguous runs (`offset` is the index of the run's first item), on
+/// scoped threads, and returns the results in run order. With one thread,
+/// or one item, `f` runs once on the calling thread over everything.
+/// A panic in `f` is resumed on the calling thread.
+pub(crate) fn in_runs<T, R, F>(items: &mut [T], threads: usize, f: F) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(usize, &mut [T]) -> R + Sync,
+{
+    let threads = threads.clamp(1, 64);
+    if threads < 2 || items.len() < 2 {
+        return vec![f(0, items)];
+    }
+    let per_run = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks_mut(per_run)
+            .enumerate()
+            .map(|(n, run)| scope.spawn(move || f(n * per_run, run)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// The machine's parallelism (1 when it cannot be read).
+pub(crate) fn available() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_cover_every_item_once_in_order() {
+        for threads in [1, 2, 3, 8, 100] {
+            let mut items: Vec<usize> = (0..10).collect();
+            let runs = in_runs(&mut items, threads, |offset, run| {
+                run.iter_mut().for_each(|i| *i *= 10);
+                (offset, run.to_vec())
+            });
+            let flat: Vec<usize> = runs.iter().flat_map(|(_, r)| r.clone()).collect();
+            assert_eq!(flat, (0..10).map(|i| i * 10).collect::<Vec<_>>());
+            let mut expected_offset = 0;
+            for (offset, run) in &runs {
+                assert_eq!(*offset, expected_offset);
+                expected_offset += run.len();
+            }
+            assert_eq!(items, flat);
+        }
+        let mut none: Vec<u8> = Vec::new();
+        assert_eq!(in_runs(&mut none, 4, |o, r| (o, r.len())), vec![(0, 0)]);
+    }
+}
