@@ -19,6 +19,25 @@ struct Fixture {
     c2: String,
 }
 
+/// Pushes a third commit (adding `deploy/new.yaml`) to the fixture's
+/// remote from a fresh clone; returns its id.
+fn push_third_commit(f: &Fixture) -> String {
+    let work = f.s.path().join("work");
+    git(
+        f.s.path(),
+        &f.s.home(),
+        &[
+            "clone",
+            "-q",
+            f.repo.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let c3 = f.s.commit(&work, &[("deploy/new.yaml", "x: 1\n")], "third");
+    git(&work, &f.s.home(), &["push", "-q", "origin", "main"]);
+    c3
+}
+
 fn fixture() -> Fixture {
     let s = Scratch::new();
     let repo = s.init_repo("src/repo");
@@ -253,19 +272,7 @@ fn shallow_by_default_and_noop_fetch_transfers_nothing() {
     assert_eq!(a, c);
     assert_eq!(packs(), before);
     // a new commit on the remote is fetched
-    let work = f.s.path().join("work");
-    git(
-        f.s.path(),
-        &f.s.home(),
-        &[
-            "clone",
-            "-q",
-            f.repo.to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    let c3 = f.s.commit(&work, &[("deploy/new.yaml", "x: 1\n")], "third");
-    git(&work, &f.s.home(), &["push", "-q", "origin", "main"]);
+    let c3 = push_third_commit(&f);
     let d = block(src.fetch(&branch("main"))).unwrap();
     assert_eq!(d.revision.to_string(), format!("main@sha1:{c3}"));
     assert_eq!(d.tree.read("deploy/new.yaml").unwrap(), b"x: 1\n");
@@ -382,19 +389,7 @@ fn http_noop_fetch_is_one_request_and_fetches_stay_shallow() {
     assert_eq!(c.revision.to_string(), format!("sha1:{middle}"));
 
     // a new commit on the remote is fetched, shallowly
-    let work = f.s.path().join("work");
-    git(
-        f.s.path(),
-        &f.s.home(),
-        &[
-            "clone",
-            "-q",
-            f.repo.to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    let c3 = f.s.commit(&work, &[("deploy/new.yaml", "x: 1\n")], "third");
-    git(&work, &f.s.home(), &["push", "-q", "origin", "main"]);
+    let c3 = push_third_commit(&f);
     let d = block(src.fetch(&branch("main"))).unwrap();
     assert_eq!(d.revision.to_string(), format!("main@sha1:{c3}"));
     assert_eq!(d.tree.read("deploy/new.yaml").unwrap(), b"x: 1\n");
