@@ -21,7 +21,14 @@ use crate::verify::{OpenPgpVerifier, SshVerifier, Verifier};
 use super::VerifierFactory;
 
 /// A [`VerifierFactory`] that reads trusted keys from the verification
-/// Secret (see the [module documentation](self)).
+/// Secret a GitRepository's `spec.verify.secretRef` names, as Flux's
+/// source-controller does: every entry of `data` (base64) and `stringData`
+/// holds trusted public keys, whatever its name. Armored OpenPGP public key
+/// blocks make an [`OpenPgpVerifier`] over all of them; entries in git's
+/// allowed-signers format make an [`SshVerifier`] (a driftless extension:
+/// Flux verifies OpenPGP only). A Secret that mixes both kinds, holds no
+/// keys, or holds an entry that is neither is refused with an error naming
+/// the Secret and the entry.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KeysFromSecret {
     now: Option<i64>,
