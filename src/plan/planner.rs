@@ -310,9 +310,20 @@ pub fn plan(
     schema: &Schema,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let ids: Vec<ObjectId> = desired.iter().map(Object::id).collect();
+    let threads = if desired.len() >= PARALLEL_MIN {
+        options.parallelism
+    } else {
+        1
+    };
+    let mut ids: Vec<Option<ObjectId>> = vec![None; desired.len()];
+    crate::par::in_runs(&mut ids, threads, |offset, run| {
+        for (j, id) in run.iter_mut().enumerate() {
+            *id = desired.get(offset + j).map(Object::id);
+        }
+    });
+    let ids: Vec<ObjectId> = ids.into_iter().flatten().collect();
     let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]));
+    crate::par::sort_by(&mut order, threads, |&a, &b| ids[a].cmp(&ids[b]));
     // ids are unique from here on, so unstable sorts below stay deterministic
     if let Some(w) = order.windows(2).find(|w| ids[w[0]] == ids[w[1]]) {
         let id = &ids[w[0]];
@@ -326,11 +337,6 @@ pub fn plan(
     // Classify in id order (so the first error does not depend on the input
     // order), on up to `options.parallelism` threads, each taking one
     // contiguous run of the sorted ids; the results are joined in order.
-    let threads = if ids.len() >= PARALLEL_MIN {
-        options.parallelism
-    } else {
-        1
-    };
     let mut ids: Vec<Option<ObjectId>> = ids.into_iter().map(Some).collect();
     let mut work: Vec<Work> = order
         .iter()
@@ -360,8 +366,9 @@ pub fn plan(
 
     // the inventory and the prune set, from the ids sorted as strings
     let mut by_string: Vec<usize> = (0..classified.len()).collect();
-    by_string
-        .sort_unstable_by(|&a, &b| classified[a].inventory_id.cmp(&classified[b].inventory_id));
+    crate::par::sort_by(&mut by_string, threads, |&a, &b| {
+        classified[a].inventory_id.cmp(&classified[b].inventory_id)
+    });
     let is_desired = |id: &str| {
         by_string
             .binary_search_by(|&i| classified[i].inventory_id.as_str().cmp(id))
