@@ -78,35 +78,6 @@ fn backend_error(file: &str, err: &backend::Error, line_offset: usize) -> YamlEr
     YamlError::new(file, line, message)
 }
 
-/// Checks depth and node count of a parsed value.
-fn check_shape(file: &str, value: &Value, limits: &YamlLimits) -> Result<(), YamlError> {
-    let mut nodes = 0usize;
-    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
-    while let Some((v, depth)) = stack.pop() {
-        nodes += 1;
-        if nodes > limits.max_nodes {
-            return Err(YamlError::new(
-                file,
-                None,
-                format!("document expands to more than {} nodes", limits.max_nodes),
-            ));
-        }
-        if depth > limits.max_depth {
-            return Err(YamlError::new(
-                file,
-                None,
-                format!("document is nested deeper than {} levels", limits.max_depth),
-            ));
-        }
-        match v {
-            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// Converts a backend value into a JSON value, bounding the work done.
 ///
 /// Alias expansion happens here: a node budget stops billion-laughs inputs
@@ -500,8 +471,8 @@ pub fn from_str_in_order<T: serde::de::DeserializeOwned>(
     }
     let value: backend::Value = backend::from_str(text).map_err(|e| backend_error(file, &e, 0))?;
     let mut budget = limits.max_nodes;
-    let json = to_json(file, value.clone(), 1, &mut budget, limits)?;
-    check_shape(file, &json, limits)?;
+    // the conversion enforces the depth and node limits; its result is not needed
+    to_json(file, value.clone(), 1, &mut budget, limits)?;
     backend::from_value(value).map_err(|e| YamlError::new(file, None, e.to_string()))
 }
 

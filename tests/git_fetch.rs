@@ -4,6 +4,8 @@
 
 mod git_support;
 
+use std::path::{Path, PathBuf};
+
 use driftless::source::{Entry, GitRef, GitSource, Source, SourceError};
 use git_support::*;
 
@@ -36,6 +38,30 @@ fn push_third_commit(f: &Fixture) -> String {
     let c3 = f.s.commit(&work, &[("deploy/new.yaml", "x: 1\n")], "third");
     git(&work, &f.s.home(), &["push", "-q", "origin", "main"]);
     c3
+}
+
+/// The one entry of a folder (the cache repository in a cache dir).
+fn only_entry(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+/// How many pack files the cache repository holds.
+fn pack_count(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "pack")
+        })
+        .count()
 }
 
 fn fixture() -> Fixture {
@@ -238,28 +264,12 @@ fn shallow_by_default_and_noop_fetch_transfers_nothing() {
         .unwrap()
         .with_cache_dir(&cache);
     let a = block(src.fetch(&branch("main"))).unwrap();
-    let cache_repo = std::fs::read_dir(&cache)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cache_repo = only_entry(&cache);
     // shallow: only the tip commit is there
     let count = git(&cache_repo, &f.s.home(), &["rev-list", "--count", "--all"]);
     assert_eq!(count, "1", "cache should hold one commit (depth 1)");
     assert!(cache_repo.join("shallow").is_file());
-    let packs = || {
-        std::fs::read_dir(cache_repo.join("objects/pack"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "pack")
-            })
-            .count()
-    };
+    let packs = || pack_count(&cache_repo);
     let before = packs();
     let b = block(src.fetch(&branch("main"))).unwrap();
     assert_eq!(a, b);
@@ -329,27 +339,11 @@ fn http_noop_fetch_is_one_request_and_fetches_stay_shallow() {
         .with_cache_dir(&cache);
     let a = block(src.fetch(&branch("main"))).unwrap();
     assert_eq!(a.revision.to_string(), format!("main@sha1:{}", f.c2));
-    let cache_repo = std::fs::read_dir(&cache)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cache_repo = only_entry(&cache);
     let count = || git(&cache_repo, &f.s.home(), &["rev-list", "--count", "--all"]);
     assert_eq!(count(), "1", "cache should hold one commit (depth 1)");
     assert!(cache_repo.join("shallow").is_file());
-    let packs = || {
-        std::fs::read_dir(cache_repo.join("objects/pack"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "pack")
-            })
-            .count()
-    };
+    let packs = || pack_count(&cache_repo);
     let before = packs();
 
     // the no-op: one request (the ref advertisement), no pack
