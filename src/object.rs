@@ -233,12 +233,47 @@ impl Object {
 
     /// The object's identity.
     pub fn id(&self) -> ObjectId {
-        ObjectId {
-            group: self.group().to_string(),
-            kind: self.kind().to_string(),
-            namespace: self.namespace().to_string(),
-            name: self.name().to_string(),
+        self.head().id()
+    }
+
+    /// The fields the planner reads of every object, found in one pass
+    /// over the top level and one over `metadata` (lookups would search
+    /// each map once per field).
+    pub(crate) fn head(&self) -> Head<'_> {
+        let mut head = Head::default();
+        let Some(root) = self.value.as_object() else {
+            return head;
+        };
+        // keys iterate in order: nothing the head needs sorts after "metadata"
+        let sorted = maps_are_sorted();
+        for (k, v) in root {
+            match k.as_str() {
+                "apiVersion" => head.api_version = v.as_str().unwrap_or_default(),
+                "kind" => head.kind = v.as_str().unwrap_or_default(),
+                "metadata" => {
+                    head.metadata = v.as_object();
+                    if sorted {
+                        break;
+                    }
+                }
+                _ => {}
+            }
         }
+        for (k, v) in head.metadata.into_iter().flatten() {
+            match k.as_str() {
+                "annotations" => head.annotations = v.as_object(),
+                "managedFields" => head.managed_fields = v.as_array(),
+                "name" => head.name = v.as_str().unwrap_or_default(),
+                "namespace" => {
+                    head.namespace = v.as_str().unwrap_or_default();
+                    if sorted {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        head
     }
 
     /// A field by JSON pointer (`/spec/replicas`).
@@ -275,6 +310,67 @@ pub fn pointer_get<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
             _ => None,
         }
     })
+}
+
+/// True when maps iterate in key order, serde_json's default. Its
+/// `preserve_order` feature, which any crate in a program may turn on,
+/// keeps insertion order instead; readers that rely on key order then fall
+/// back to lookups or full passes.
+pub(crate) fn maps_are_sorted() -> bool {
+    #[cfg(test)]
+    if ASSUME_UNSORTED.with(std::cell::Cell::get) {
+        return false;
+    }
+    static SORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let mut m = Map::new();
+        m.insert("b".to_string(), Value::Null);
+        m.insert("a".to_string(), Value::Null);
+        m.keys().next().is_some_and(|k| k == "a")
+    })
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes [`maps_are_sorted`] answer no on this thread, so tests can run
+    /// the fallbacks.
+    pub(crate) static ASSUME_UNSORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What [`Object::head`] reads: the identity fields, and the metadata maps
+/// the planner and the differ consult. Absent fields are empty.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Head<'o> {
+    pub(crate) api_version: &'o str,
+    pub(crate) kind: &'o str,
+    pub(crate) name: &'o str,
+    pub(crate) namespace: &'o str,
+    pub(crate) metadata: Option<&'o Map<String, Value>>,
+    pub(crate) annotations: Option<&'o Map<String, Value>>,
+    pub(crate) managed_fields: Option<&'o Vec<Value>>,
+}
+
+impl Head<'_> {
+    /// The API group (empty for core).
+    pub(crate) fn group(&self) -> &str {
+        group_of(self.api_version)
+    }
+
+    /// The API version without the group.
+    pub(crate) fn version(&self) -> &str {
+        let av = self.api_version;
+        av.rsplit_once('/').map(|(_, v)| v).unwrap_or(av)
+    }
+
+    /// The object's id.
+    pub(crate) fn id(&self) -> ObjectId {
+        ObjectId {
+            group: self.group().to_string(),
+            kind: self.kind.to_string(),
+            namespace: self.namespace.to_string(),
+            name: self.name.to_string(),
+        }
+    }
 }
 
 /// The group part of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).

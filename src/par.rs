@@ -33,58 +33,26 @@ where
     })
 }
 
-/// Sorts `items` stably by `cmp`: each of up to `threads` runs is sorted on
-/// its own thread, then the runs are merged (the earlier run first on
-/// ties), so the result is that of one stable sort for any thread count.
-pub(crate) fn sort_by<T, F>(items: &mut Vec<T>, threads: usize, cmp: F)
+/// Runs `a` and `b`, side by side when `threads` allows two, and returns
+/// both results. A panic in either is resumed on the calling thread.
+pub(crate) fn join<A, B, RA, RB>(threads: usize, a: A, b: B) -> (RA, RB)
 where
-    T: Send,
-    F: Fn(&T, &T) -> std::cmp::Ordering + Sync,
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
 {
-    let runs = in_runs(items, threads, |_, run| {
-        run.sort_by(&cmp);
-        run.len()
-    });
-    if runs.len() < 2 {
-        return;
+    if threads < 2 {
+        return (a(), b());
     }
-    let mut merged: Vec<Vec<T>> = Vec::with_capacity(runs.len());
-    let mut rest = std::mem::take(items);
-    for len in runs.iter().rev() {
-        let tail = rest.split_off(rest.len() - len);
-        merged.push(tail);
-    }
-    merged.reverse();
-    // merge pairwise, left to right, until one run is left
-    while merged.len() > 1 {
-        let mut next = Vec::with_capacity(merged.len().div_ceil(2));
-        let mut it = merged.into_iter();
-        while let Some(left) = it.next() {
-            match it.next() {
-                Some(right) => next.push(merge(left, right, &cmp)),
-                None => next.push(left),
-            }
-        }
-        merged = next;
-    }
-    *items = merged.pop().unwrap_or_default();
-}
-
-fn merge<T, F: Fn(&T, &T) -> std::cmp::Ordering>(left: Vec<T>, right: Vec<T>, cmp: &F) -> Vec<T> {
-    let mut out = Vec::with_capacity(left.len() + right.len());
-    let mut l = left.into_iter().peekable();
-    let mut r = right.into_iter().peekable();
-    loop {
-        let take_left = match (l.peek(), r.peek()) {
-            (Some(a), Some(b)) => cmp(b, a) != std::cmp::Ordering::Less,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let next = if take_left { l.next() } else { r.next() };
-        out.extend(next);
-    }
-    out
+    std::thread::scope(|scope| {
+        let other = scope.spawn(b);
+        let ra = a();
+        let rb = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (ra, rb)
+    })
 }
 
 /// The machine's parallelism (1 when it cannot be read).
@@ -97,7 +65,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runs_cover_every_item_once_in_order() {
+    fn runs_cover_every_item_once_in_order_and_join_returns_both() {
         for threads in [1, 2, 3, 8, 100] {
             let mut items: Vec<usize> = (0..10).collect();
             let runs = in_runs(&mut items, threads, |offset, run| {
@@ -113,13 +81,9 @@ mod tests {
             }
             assert_eq!(items, flat);
         }
-        for threads in [1, 2, 3, 8] {
-            // ties keep their input order, as one stable sort would
-            let mut pairs: Vec<(u8, usize)> = (0..50).map(|i| ((i * 7 % 5) as u8, i)).collect();
-            let mut expected = pairs.clone();
-            expected.sort_by_key(|p| p.0);
-            sort_by(&mut pairs, threads, |a, b| a.0.cmp(&b.0));
-            assert_eq!(pairs, expected, "{threads} threads");
+        for threads in [1, 2, 8] {
+            let (a, b) = join(threads, || 1 + 1, || "two");
+            assert_eq!((a, b), (2, "two"));
         }
         let mut none: Vec<u8> = Vec::new();
         assert_eq!(in_runs(&mut none, 4, |o, r| (o, r.len())), vec![(0, 0)]);

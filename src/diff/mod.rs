@@ -13,7 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::object::Object;
+use crate::object::{maps_are_sorted, Head, Object};
 
 mod fields;
 pub mod text;
@@ -163,25 +163,56 @@ fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The entries of `desired` with the entry of `live` under the same key,
+/// if any. Both maps iterate in key order, so this is a merge join: no
+/// lookups.
+struct Joined<'v> {
+    desired: serde_json::map::Iter<'v>,
+    live_map: &'v Map<String, Value>,
+    live: Option<serde_json::map::Iter<'v>>,
+    next_live: Option<(&'v String, &'v Value)>,
+}
+
+fn joined<'v>(desired: &'v Map<String, Value>, live: &'v Map<String, Value>) -> Joined<'v> {
+    let mut entries = maps_are_sorted().then(|| live.iter());
+    Joined {
+        desired: desired.iter(),
+        live_map: live,
+        next_live: entries.as_mut().and_then(Iterator::next),
+        live: entries,
+    }
+}
+
+impl<'v> Iterator for Joined<'v> {
+    type Item = (&'v String, &'v Value, Option<&'v Value>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (k, dv) = self.desired.next()?;
+        let Some(live) = self.live.as_mut() else {
+            return Some((k, dv, self.live_map.get(k)));
+        };
+        while let Some((lk, lv)) = self.next_live {
+            match lk.as_str().cmp(k.as_str()) {
+                std::cmp::Ordering::Less => self.next_live = live.next(),
+                std::cmp::Ordering::Equal => {
+                    self.next_live = live.next();
+                    return Some((k, dv, Some(lv)));
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        Some((k, dv, None))
+    }
+}
+
 /// True when every field `desired` sets has the same value in `live`.
 fn covers(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => {
-            // both maps iterate in key order: a merge join needs no lookups
-            let mut live_iter = l.iter().peekable();
-            d.iter().all(|(k, dv)| loop {
-                match live_iter.peek().map(|(lk, _)| lk.as_str().cmp(k.as_str())) {
-                    Some(std::cmp::Ordering::Less) => {
-                        live_iter.next();
-                    }
-                    Some(std::cmp::Ordering::Equal) => {
-                        let lv = live_iter.next().map(|(_, lv)| lv);
-                        break lv.is_some_and(|lv| !dv.is_null() && covers(dv, lv));
-                    }
-                    _ => break dv.is_null(),
-                }
-            })
-        }
+        // an explicit null in a config means "unset": covered when absent
+        (Value::Object(d), Value::Object(l)) => joined(d, l).all(|(_, dv, lv)| match lv {
+            Some(lv) => !dv.is_null() && covers(dv, lv),
+            None => dv.is_null(),
+        }),
         // Keyed or not, a list Git sets is covered only item by item in the
         // same order: for keyed lists the key is one of the fields `covers`
         // compares, so no key lookup is needed here.
@@ -223,6 +254,39 @@ fn find_value<'v>(list: Option<&'v Value>, want: &Value) -> Option<&'v Value> {
         .and_then(|items| items.iter().find(|i| *i == want))
 }
 
+/// A cursor over a map's entries in key order: looking up keys that come
+/// in ascending order costs one pass over the map, not a search each.
+struct Seek<'v> {
+    map: Option<&'v Map<String, Value>>,
+    entries: Option<serde_json::map::Iter<'v>>,
+    next: Option<(&'v String, &'v Value)>,
+}
+
+impl<'v> Seek<'v> {
+    /// A cursor over `value`'s entries; none when it is not a map.
+    fn new(value: Option<&'v Value>) -> Self {
+        let map = value.and_then(Value::as_object);
+        let mut entries = map.filter(|_| maps_are_sorted()).map(|m| m.iter());
+        let next = entries.as_mut().and_then(Iterator::next);
+        Seek { map, entries, next }
+    }
+
+    /// The value under `key`, which must not be less than the last key asked.
+    fn get(&mut self, key: &str) -> Option<&'v Value> {
+        let Some(entries) = self.entries.as_mut() else {
+            return self.map.and_then(|m| m.get(key));
+        };
+        while let Some((k, v)) = self.next {
+            match k.as_str().cmp(key) {
+                std::cmp::Ordering::Less => self.next = entries.next(),
+                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+}
+
 struct Walker<'o> {
     path: String,
     out: &'o mut Vec<FieldChange>,
@@ -240,14 +304,13 @@ impl Walker<'_> {
     fn walk(&mut self, desired: &Value, live: Option<&Value>, root: bool) {
         match (desired, live) {
             (Value::Object(d), Some(Value::Object(l))) => {
-                for (k, dv) in d {
+                for (k, dv, lv) in joined(d, l) {
                     if root && k == "status" {
                         continue;
                     }
                     let len = self.path.len();
                     self.path.push('.');
                     self.path.push_str(k);
-                    let lv = l.get(k);
                     if dv.is_null() {
                         // an explicit null in a config means "unset"
                         if lv.is_some() {
@@ -301,9 +364,12 @@ impl Walker<'_> {
         live: Option<&Value>,
         root: bool,
     ) {
-        let Some(map) = fields.as_object() else {
+        let Some(map) = fields.as_object().filter(|m| !m.is_empty()) else {
             return;
         };
+        let in_metadata = self.path == ".metadata";
+        // `f:` keys come in name order: cursors find their fields
+        let (mut desired_fields, mut live_fields) = (Seek::new(desired), Seek::new(live));
         for (k, child) in map {
             let len = self.path.len();
             let (d, l) = if let Some(name) = k.strip_prefix("f:") {
@@ -311,7 +377,7 @@ impl Walker<'_> {
                     continue;
                 }
                 // bookkeeping metadata is never drift
-                if self.path == ".metadata"
+                if in_metadata
                     && matches!(
                         name,
                         "managedFields"
@@ -325,10 +391,7 @@ impl Walker<'_> {
                 }
                 self.path.push('.');
                 self.path.push_str(name);
-                (
-                    desired.and_then(|d| d.get(name)),
-                    live.and_then(|l| l.get(name)),
-                )
+                (desired_fields.get(name), live_fields.get(name))
             } else if let Some(json) = k.strip_prefix("k:") {
                 let Ok(want) = serde_json::from_str::<Map<String, Value>>(json) else {
                     continue;
@@ -381,32 +444,64 @@ impl Walker<'_> {
 /// sorted by path: fields Git sets that differ live, and fields the manager
 /// applied before that Git no longer sets.
 pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<FieldChange> {
-    let folded = fold_string_data(desired);
+    diff_heads(
+        desired,
+        &desired.head(),
+        live,
+        &live.head(),
+        field_manager,
+        &mut String::new(),
+    )
+}
+
+/// [`diff_object`] for callers that have read both objects' heads already;
+/// `path` is scratch space, reused across calls.
+pub(crate) fn diff_heads(
+    desired: &Object,
+    desired_head: &Head<'_>,
+    live: &Object,
+    live_head: &Head<'_>,
+    field_manager: &str,
+    path: &mut String,
+) -> Vec<FieldChange> {
+    let folded = if desired_head.kind == "Secret" && desired_head.api_version == "v1" {
+        fold_string_data(desired)
+    } else {
+        None
+    };
     let desired = folded.as_ref().unwrap_or(desired);
     let mut out = Vec::new();
+    path.clear();
     let mut w = Walker {
-        path: String::new(),
+        path: std::mem::take(path),
         out: &mut out,
     };
-    let crd = desired.kind() == "CustomResourceDefinition";
+    let crd = desired_head.kind == "CustomResourceDefinition";
     w.walk(desired.value(), Some(live.value()), !crd);
-    if let Some(entries) = live
-        .value()
-        .get("metadata")
-        .and_then(|m| m.get("managedFields"))
-        .and_then(Value::as_array)
-    {
-        for e in entries {
-            if e.get("manager").and_then(Value::as_str) != Some(field_manager)
-                || e.get("operation").and_then(Value::as_str) != Some("Apply")
-            {
-                continue;
-            }
-            if let Some(fields) = e.get("fieldsV1") {
-                w.removed(fields, Some(desired.value()), Some(live.value()), !crd);
+    for e in live_head.managed_fields.into_iter().flatten() {
+        // one pass over the entry: fieldsV1 < manager < operation
+        let (mut fields, mut manager, mut operation) = (None, None, None);
+        for (k, v) in e.as_object().into_iter().flatten() {
+            match k.as_str() {
+                "fieldsV1" => fields = Some(v),
+                "manager" => manager = v.as_str(),
+                "operation" => {
+                    operation = v.as_str();
+                    if maps_are_sorted() {
+                        break;
+                    }
+                }
+                _ => {}
             }
         }
+        if manager != Some(field_manager) || operation != Some("Apply") {
+            continue;
+        }
+        if let Some(fields) = fields {
+            w.removed(fields, Some(desired.value()), Some(live.value()), !crd);
+        }
     }
+    *path = w.path;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     out
@@ -657,6 +752,45 @@ mod tests {
         let want: Map<String, Value> = serde_json::from_str(r#"{"port":53}"#).unwrap();
         assert!(key_matches(&json!({"port": 53, "protocol": "TCP"}), &want));
         assert!(!key_matches(&json!({"port": 53, "protocol": "UDP"}), &want));
+    }
+
+    /// The merge joins over sorted maps and their fallbacks (for
+    /// serde_json's `preserve_order`) find the same drift.
+    #[test]
+    fn key_order_fallbacks_find_the_same_drift() {
+        let desired = obj(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "namespace": "n", "labels": {"app": "a", "tier": "web"}},
+            "spec": {"replicas": 2, "unset": null, "template": {"spec": {"containers": [
+                {"name": "app", "image": "x:2", "ports": [{"containerPort": 80}]}]}}}}));
+        let live = obj(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "namespace": "n", "labels": {"app": "a", "added": "x"},
+                "managedFields": [{"manager": "kustomize-controller", "operation": "Apply",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}, "f:old": {}}},
+                    "f:spec": {"f:paused": {}, "f:replicas": {}}}}]},
+            "spec": {"replicas": 3, "paused": true, "unset": 1, "template": {"spec": {"containers": [
+                {"name": "app", "image": "x:1", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}}));
+        let sorted = diff_object(&desired, &live, "kustomize-controller");
+        let paths: Vec<&str> = sorted.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                ".metadata.labels.tier",
+                ".spec.paused",
+                ".spec.replicas",
+                ".spec.template.spec.containers[name=app].image",
+                ".spec.unset"
+            ]
+        );
+        crate::object::ASSUME_UNSORTED.with(|c| c.set(true));
+        let fallback = diff_object(&desired, &live, "kustomize-controller");
+        let head = live.head();
+        crate::object::ASSUME_UNSORTED.with(|c| c.set(false));
+        assert_eq!(fallback, sorted);
+        assert_eq!(
+            (head.name, head.namespace, head.kind),
+            ("a", "n", "Deployment")
+        );
+        assert!(head.managed_fields.is_some());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Action, Inventory, InventoryEntry};
 use crate::diff::{self, FieldChange};
-use crate::object::{Object, ObjectId};
+use crate::object::{Head, Object, ObjectId};
 use crate::schema::{Schema, Stage};
 
 /// Flux's per-object annotations.
@@ -274,12 +274,11 @@ struct Flags {
 
 impl Flags {
     fn of(object: &Object) -> Flags {
-        let Some(ann) = object
-            .value()
-            .get("metadata")
-            .and_then(|m| m.get("annotations"))
-            .and_then(serde_json::Value::as_object)
-        else {
+        Flags::from_annotations(object.head().annotations)
+    }
+
+    fn from_annotations(annotations: Option<&serde_json::Map<String, serde_json::Value>>) -> Flags {
+        let Some(ann) = annotations else {
             return Flags::default();
         };
         let get = |key: &str| ann.get(key).and_then(serde_json::Value::as_str);
@@ -300,9 +299,12 @@ impl Flags {
 ///   previous inventory that exists (absent ids are simply missing);
 /// - `previous`: the inventory recorded by the last run.
 ///
-/// Each object is read once for its id and annotations, and the live
-/// objects are matched by a merge join over the sorted ids when `live` is
-/// not much larger than `desired` (lookups otherwise).
+/// Every desired object is read once, in input order (the order its memory
+/// was most likely allocated in), for its id, annotations, live
+/// counterpart and drift; large inputs are split over up to
+/// `options.parallelism` threads. The results are then ordered by id, so
+/// the plan, and the error returned when several objects fail, do not
+/// depend on the input order or on the thread count.
 pub fn plan(
     desired: &[Object],
     live: &BTreeMap<ObjectId, Object>,
@@ -315,96 +317,93 @@ pub fn plan(
     } else {
         1
     };
-    let mut ids: Vec<Option<ObjectId>> = vec![None; desired.len()];
-    crate::par::in_runs(&mut ids, threads, |offset, run| {
-        for (j, id) in run.iter_mut().enumerate() {
-            *id = desired.get(offset + j).map(Object::id);
+    // Every object, in input order: its id, annotations, live counterpart
+    // and classification, read while its memory is in cache.
+    let index = LiveIndex::new(live, desired.len());
+    let mut slots: Vec<Option<Classified>> = Vec::new();
+    slots.resize_with(desired.len(), || None);
+    crate::par::in_runs(&mut slots, threads, |offset, run| {
+        let mut path = String::with_capacity(64);
+        let mut kinds = KindCache::default();
+        for (slot, o) in run.iter_mut().zip(&desired[offset..]) {
+            *slot = Some(Classified::of(
+                o, &index, schema, &mut kinds, options, &mut path,
+            ));
         }
     });
-    let ids: Vec<ObjectId> = ids.into_iter().flatten().collect();
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    crate::par::sort_by(&mut order, threads, |&a, &b| ids[a].cmp(&ids[b]));
-    // ids are unique from here on, so unstable sorts below stay deterministic
-    if let Some(w) = order.windows(2).find(|w| ids[w[0]] == ids[w[1]]) {
-        let id = &ids[w[0]];
+    let mut classified: Vec<Classified> = slots.into_iter().flatten().collect();
+
+    // Two orders: by id (namespace, name, group, kind), for duplicates, the
+    // first failure and ties in the apply order; and by the ids as strings,
+    // Flux's inventory order. They are independent, so they are sorted side
+    // by side.
+    let (by_id, by_string) = crate::par::join(
+        threads,
+        || sort_by_id(&classified),
+        || sort_by_string(&classified),
+    );
+    if let Some(w) = by_id
+        .windows(2)
+        .find(|w| classified[w[0] as usize].id == classified[w[1] as usize].id)
+    {
+        let id = &classified[w[0] as usize].id;
         return Err(PlanError::DuplicateId {
             subject: id.subject(),
             id: id.to_string(),
         });
     }
-    let live_of = match_live(&ids, &order, live);
-
-    // Classify in id order (so the first error does not depend on the input
-    // order), on up to `options.parallelism` threads, each taking one
-    // contiguous run of the sorted ids; the results are joined in order.
-    let mut ids: Vec<Option<ObjectId>> = ids.into_iter().map(Some).collect();
-    let mut work: Vec<Work> = order
-        .iter()
-        .map(|&i| (i, ids[i].take(), live_of[i]))
-        .collect();
-    let results = crate::par::in_runs(&mut work, threads, |_, run| {
-        run.iter_mut()
-            .map(|(i, id, l)| {
-                let o = &desired[*i];
-                let flags = Flags::of(o);
-                let id = id.take().unwrap_or_else(|| o.id());
-                Ok(Classified {
-                    stage: schema.stage(o.group(), o.kind()),
-                    rank: schema.kind_rank(o.kind()),
-                    inventory_id: id.inventory_id(),
-                    keep: flags.ssa != SsaPolicy::Ignore,
-                    version_of: *i,
-                    change: classify(o, flags, id, *l, schema, options)?,
-                })
-            })
-            .collect::<Result<Vec<Classified>, PlanError>>()
-    });
-    let mut classified: Vec<Classified> = Vec::with_capacity(desired.len());
-    for run in results {
-        classified.extend(run?);
+    // the first failure by id, whatever the input order and thread count
+    for &i in &by_id {
+        if let Some(Err(e)) = &classified[i as usize].outcome {
+            return Err(e.clone());
+        }
     }
 
-    // the inventory and the prune set, from the ids sorted as strings
-    let mut by_string: Vec<usize> = (0..classified.len()).collect();
-    crate::par::sort_by(&mut by_string, threads, |&a, &b| {
-        classified[a].inventory_id.cmp(&classified[b].inventory_id)
-    });
-    let is_desired = |id: &str| {
-        by_string
-            .binary_search_by(|&i| classified[i].inventory_id.as_str().cmp(id))
-            .is_ok()
-    };
-    let mut prune_ids: Vec<ObjectId> = previous
-        .entries
-        .iter()
-        .filter(|e| !is_desired(&e.id))
-        .filter_map(|e| e.id.parse().ok())
-        .filter(|id| live.contains_key(id))
-        .collect();
+    let mut prune_ids = prune_candidates(previous, &by_string, &classified, live);
     let mut entries: Vec<InventoryEntry> = Vec::with_capacity(by_string.len());
     for &i in &by_string {
-        let c = &mut classified[i];
+        let c = &mut classified[i as usize];
         if c.keep {
             entries.push(InventoryEntry {
                 id: std::mem::take(&mut c.inventory_id),
-                v: desired[c.version_of].version().to_string(),
+                v: std::mem::take(&mut c.version),
             });
         }
     }
 
-    // Flux's apply order: stage, kind order, then namespace, name and group;
-    // `classified` is sorted by id (namespace, name, group, kind), so a
-    // stable sort by stage and kind gives the rest.
-    classified.sort_by(|a, b| {
-        (a.stage, a.rank, &a.change.id.kind).cmp(&(b.stage, b.rank, &b.change.id.kind))
-    });
+    // Flux's apply order: stage, kind order, then namespace, name and group.
+    // Listed kinds have ranks of their own; unlisted ones share the last
+    // rank and order by name. Objects go into one group per kind, in id
+    // order, so no sort is needed.
+    let unlisted = schema.kind_rank("");
+    let mut groups: BTreeMap<(Stage, usize, Option<&str>), Vec<u32>> = BTreeMap::new();
+    for &i in &by_id {
+        let c = &classified[i as usize];
+        let kind = (c.rank == unlisted).then_some(c.id.kind.as_str());
+        groups.entry((c.stage, c.rank, kind)).or_default().push(i);
+    }
+    let apply_order: Vec<(Stage, u32)> = groups
+        .into_iter()
+        .flat_map(|((stage, _, _), members)| members.into_iter().map(move |i| (stage, i)))
+        .collect();
     let mut stages: Vec<PlanStage> = Vec::new();
-    for c in classified {
+    for (stage, i) in apply_order {
+        let c = &mut classified[i as usize];
+        let Some(Ok(outcome)) = c.outcome.take() else {
+            continue;
+        };
+        let change = PlannedChange {
+            id: std::mem::replace(&mut c.id, ObjectId::new("", "", "", "")),
+            action: outcome.action,
+            drift: outcome.drift,
+            recreate: outcome.recreate,
+            reason: outcome.reason,
+        };
         match stages.last_mut() {
-            Some(last) if last.stage == c.stage => last.changes.push(c.change),
+            Some(last) if last.stage == stage => last.changes.push(change),
             _ => stages.push(PlanStage {
-                stage: c.stage,
-                changes: vec![c.change],
+                stage,
+                changes: vec![change],
             }),
         }
     }
@@ -446,63 +445,250 @@ pub fn plan(
 /// Below this many objects, planning stays on the calling thread.
 const PARALLEL_MIN: usize = 2_000;
 
-/// A desired object to classify: its index, id and live counterpart.
-type Work<'l> = (usize, Option<ObjectId>, Option<&'l Object>);
-
-/// One classified desired object, with what ordering and the inventory need.
-struct Classified {
-    stage: Stage,
-    rank: usize,
-    inventory_id: String,
-    keep: bool,
-    version_of: usize,
-    change: PlannedChange,
+/// The first 16 bytes of `s`, zero-padded, as a big-endian number: when two
+/// prefixes differ, they order as the strings do (equal prefixes say
+/// nothing, so callers then compare the strings).
+fn prefix16(s: &str) -> u128 {
+    let mut buf = [0u8; 16];
+    let n = s.len().min(16);
+    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u128::from_be_bytes(buf)
 }
 
-/// The live object of each desired id (by index). `order` sorts `ids`.
-fn match_live<'l>(
-    ids: &[ObjectId],
-    order: &[usize],
+/// A string's [`prefix16`] and its length, capped at 17. Keys order as
+/// their strings do, and equal keys mean equal strings unless both are
+/// capped (longer than 16 bytes).
+fn short_key(s: &str) -> (u128, u8) {
+    (prefix16(s), s.len().min(17) as u8)
+}
+
+/// A sort key for an id, compared without touching the id's strings in
+/// the common case.
+#[derive(Clone, Copy)]
+struct IdKey {
+    namespace: (u128, u8),
+    name: (u128, u8),
+}
+
+impl IdKey {
+    fn of(id: &ObjectId) -> IdKey {
+        IdKey {
+            namespace: short_key(&id.namespace),
+            name: short_key(&id.name),
+        }
+    }
+
+    /// Orders as `ObjectId` does; `full` compares the ids themselves where
+    /// the keys cannot tell (long shared prefixes, or the same namespace
+    /// and name).
+    fn cmp(&self, other: &IdKey, full: impl FnOnce() -> std::cmp::Ordering) -> std::cmp::Ordering {
+        use std::cmp::Ordering::Equal;
+        match self.namespace.cmp(&other.namespace) {
+            Equal if self.namespace.1 <= 16 => match self.name.cmp(&other.name) {
+                Equal => full(),
+                order => order,
+            },
+            Equal => full(),
+            order => order,
+        }
+    }
+}
+
+/// `classified` by id, sorted on [`IdKey`]s.
+fn sort_by_id(classified: &[Classified]) -> Vec<u32> {
+    let mut keys: Vec<(IdKey, u32)> = classified
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (IdKey::of(&c.id), i as u32))
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0, || {
+            classified[a.1 as usize]
+                .id
+                .cmp(&classified[b.1 as usize].id)
+        })
+    });
+    keys.into_iter().map(|k| k.1).collect()
+}
+
+/// `classified` by inventory id (a string), as Flux sorts an inventory;
+/// distinct ids that read the same (only possible with `_` in a name) are
+/// ordered by id.
+fn sort_by_string(classified: &[Classified]) -> Vec<u32> {
+    let mut keys: Vec<(u128, u32)> = classified
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (prefix16(&c.inventory_id), i as u32))
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        let (x, y) = (&classified[a.1 as usize], &classified[b.1 as usize]);
+        a.0.cmp(&b.0)
+            .then_with(|| x.inventory_id.cmp(&y.inventory_id))
+            .then_with(|| x.id.cmp(&y.id))
+    });
+    keys.into_iter().map(|k| k.1).collect()
+}
+
+/// The ids of the previous inventory that left Git and still exist live.
+/// `by_string` orders `classified` by inventory id; a sorted inventory (the
+/// usual case) is matched by a merge join, an unsorted one by lookups.
+fn prune_candidates(
+    previous: &Inventory,
+    by_string: &[u32],
+    classified: &[Classified],
+    live: &BTreeMap<ObjectId, Object>,
+) -> Vec<ObjectId> {
+    let desired_id = |i: &u32| classified[*i as usize].inventory_id.as_str();
+    let sorted = previous.entries.windows(2).all(|w| w[0].id <= w[1].id);
+    let mut rest = by_string.iter().peekable();
+    previous
+        .entries
+        .iter()
+        .filter(|e| {
+            if !sorted {
+                return by_string
+                    .binary_search_by(|i| desired_id(i).cmp(e.id.as_str()))
+                    .is_err();
+            }
+            while rest.next_if(|i| desired_id(i) < e.id.as_str()).is_some() {}
+            rest.peek().is_none_or(|i| desired_id(i) != e.id.as_str())
+        })
+        .filter_map(|e| e.id.parse().ok())
+        .filter(|id| live.contains_key(id))
+        .collect()
+}
+
+/// One desired object, read once: its id, what ordering and the inventory
+/// need, and its classification (or why it cannot be planned).
+struct Classified {
+    id: ObjectId,
+    inventory_id: String,
+    version: String,
+    stage: Stage,
+    rank: usize,
+    keep: bool,
+    /// How the object compares with its live counterpart; taken when the
+    /// plan is assembled.
+    outcome: Option<Result<Outcome, PlanError>>,
+}
+
+/// A planned step without its id.
+struct Outcome {
+    action: Action,
+    drift: Vec<FieldChange>,
+    recreate: bool,
+    reason: Option<String>,
+}
+
+impl Classified {
+    fn of<'d>(
+        o: &'d Object,
+        live: &LiveIndex<'_>,
+        schema: &Schema,
+        kinds: &mut KindCache<'d>,
+        options: &PlanOptions,
+        path: &mut String,
+    ) -> Classified {
+        let head = o.head();
+        let (stage, rank) = kinds.get(schema, &head);
+        let id = head.id();
+        let flags = Flags::from_annotations(head.annotations);
+        let live = live.get(&id);
+        let outcome = classify(o, &head, flags, live, schema, options, path);
+        Classified {
+            inventory_id: id.inventory_id(),
+            version: head.version().to_string(),
+            stage,
+            rank,
+            keep: flags.ssa != SsaPolicy::Ignore,
+            outcome: Some(outcome),
+            id,
+        }
+    }
+}
+
+/// The stage and kind rank of the kinds one thread has seen (a plan holds
+/// few kinds, so a short list beats searching the schema per object).
+#[derive(Default)]
+struct KindCache<'d> {
+    seen: Vec<(&'d str, &'d str, Stage, usize)>,
+}
+
+impl<'d> KindCache<'d> {
+    fn get(&mut self, schema: &Schema, head: &Head<'d>) -> (Stage, usize) {
+        let (api_version, kind) = (head.api_version, head.kind);
+        if let Some(&(_, _, stage, rank)) = self
+            .seen
+            .iter()
+            .find(|(a, k, _, _)| *k == kind && *a == api_version)
+        {
+            return (stage, rank);
+        }
+        let found = (schema.stage(head.group(), kind), schema.kind_rank(kind));
+        if self.seen.len() < 64 {
+            self.seen.push((api_version, kind, found.0, found.1));
+        }
+        found
+    }
+}
+
+/// The live objects, found by id without touching their memory: a sorted
+/// array of the ids' [`IdKey`]s (small enough to stay in cache), or plain
+/// lookups when the live map is much larger than the desired set.
+struct LiveIndex<'l> {
     live: &'l BTreeMap<ObjectId, Object>,
-) -> Vec<Option<&'l Object>> {
-    if live.len() > 4 * ids.len() {
-        return ids.iter().map(|id| live.get(id)).collect();
+    keys: Vec<(IdKey, &'l ObjectId, &'l Object)>,
+}
+
+impl<'l> LiveIndex<'l> {
+    fn new(live: &'l BTreeMap<ObjectId, Object>, desired: usize) -> Self {
+        let keys = if live.len() > 4 * desired {
+            Vec::new()
+        } else {
+            live.iter().map(|(id, o)| (IdKey::of(id), id, o)).collect()
+        };
+        LiveIndex { live, keys }
     }
-    let mut out = vec![None; ids.len()];
-    let mut rest = live.iter().peekable();
-    for &i in order {
-        let id = &ids[i];
-        while rest.next_if(|(k, _)| *k < id).is_some() {}
-        out[i] = rest.next_if(|(k, _)| *k == id).map(|(_, o)| o);
+
+    fn get(&self, id: &ObjectId) -> Option<&'l Object> {
+        if self.keys.is_empty() {
+            return self.live.get(id);
+        }
+        // the map is in `ObjectId` order, which the keys respect
+        let want = IdKey::of(id);
+        self.keys
+            .binary_search_by(|(key, k, _)| key.cmp(&want, || (*k).cmp(id)))
+            .ok()
+            .map(|i| self.keys[i].2)
     }
-    out
 }
 
 fn classify(
     desired: &Object,
+    head: &Head<'_>,
     flags: Flags,
-    id: ObjectId,
     live: Option<&Object>,
     schema: &Schema,
     options: &PlanOptions,
-) -> Result<PlannedChange, PlanError> {
-    let skip = |id: ObjectId, reason: String| PlannedChange {
-        id,
+    path: &mut String,
+) -> Result<Outcome, PlanError> {
+    let skip = |reason: String| Outcome {
         action: Action::Skipped,
         drift: Vec::new(),
         recreate: false,
         reason: Some(reason),
     };
-    if flags.reconcile_disabled || live.is_some_and(|l| Flags::of(l).reconcile_disabled) {
-        return Ok(skip(id, format!("{}: disabled", annotations::RECONCILE)));
+    let live_head = live.map(Object::head);
+    let live_flags = live_head.map(|h| Flags::from_annotations(h.annotations));
+    if flags.reconcile_disabled || live_flags.is_some_and(|f| f.reconcile_disabled) {
+        return Ok(skip(format!("{}: disabled", annotations::RECONCILE)));
     }
     let policy = flags.ssa;
-    let Some(live) = live else {
+    let (Some(live), Some(live_head)) = (live, live_head) else {
         if policy == SsaPolicy::Ignore {
-            return Ok(skip(id, format!("{}: Ignore", annotations::SSA)));
+            return Ok(skip(format!("{}: Ignore", annotations::SSA)));
         }
-        return Ok(PlannedChange {
-            id,
+        return Ok(Outcome {
             action: Action::Created,
             drift: Vec::new(),
             recreate: false,
@@ -510,41 +696,44 @@ fn classify(
         });
     };
     match policy {
-        SsaPolicy::Ignore => return Ok(skip(id, format!("{}: Ignore", annotations::SSA))),
-        SsaPolicy::IfNotPresent => {
-            return Ok(skip(id, format!("{}: IfNotPresent", annotations::SSA)))
-        }
+        SsaPolicy::Ignore => return Ok(skip(format!("{}: Ignore", annotations::SSA))),
+        SsaPolicy::IfNotPresent => return Ok(skip(format!("{}: IfNotPresent", annotations::SSA))),
         _ => {}
     }
-    let mut drift = diff::diff_object(desired, live, &options.field_manager);
+    let mut drift = diff::diff_heads(
+        desired,
+        head,
+        live,
+        &live_head,
+        &options.field_manager,
+        path,
+    );
     if policy == SsaPolicy::Merge {
         let foreign = foreign_paths(live, &options.field_manager);
         drift.retain(|c| c.desired.is_none() || !foreign.contains(&c.path));
     }
-    diff::mask_secret_drift(desired, &mut drift);
     if drift.is_empty() {
-        return Ok(PlannedChange {
-            id,
+        return Ok(Outcome {
             action: Action::Unchanged,
             drift,
             recreate: false,
             reason: None,
         });
     }
+    diff::mask_secret_drift(desired, &mut drift);
     let immutable = diff::immutable_changes(
         desired,
         &diff::normalize(live),
-        schema.immutable_fields(desired.group(), desired.kind()),
+        schema.immutable_fields(head.group(), head.kind),
     );
     let recreate = !immutable.is_empty();
     if recreate && !(options.force || flags.force) {
         return Err(PlanError::Immutable {
-            subject: id.subject(),
+            subject: head.id().subject(),
             field: immutable[0].clone(),
         });
     }
-    Ok(PlannedChange {
-        id,
+    Ok(Outcome {
         action: Action::Configured,
         drift,
         recreate,
