@@ -387,7 +387,7 @@ pub fn plan(
         .flat_map(|((stage, _, _), members)| members.into_iter().map(move |i| (stage, i)))
         .collect();
     let mut stages: Vec<PlanStage> = Vec::new();
-    for (stage, i) in apply_order {
+    for (n, &(stage, i)) in apply_order.iter().enumerate() {
         let c = &mut classified[i as usize];
         let Some(Ok(outcome)) = c.outcome.take() else {
             continue;
@@ -401,10 +401,12 @@ pub fn plan(
         };
         match stages.last_mut() {
             Some(last) if last.stage == stage => last.changes.push(change),
-            _ => stages.push(PlanStage {
-                stage,
-                changes: vec![change],
-            }),
+            _ => {
+                let len = apply_order[n..].iter().take_while(|a| a.0 == stage).count();
+                let mut changes = Vec::with_capacity(len);
+                changes.push(change);
+                stages.push(PlanStage { stage, changes });
+            }
         }
     }
 
@@ -530,8 +532,9 @@ fn sort_by_string(classified: &[Classified]) -> Vec<u32> {
 }
 
 /// The ids of the previous inventory that left Git and still exist live.
-/// `by_string` orders `classified` by inventory id; a sorted inventory (the
-/// usual case) is matched by a merge join, an unsorted one by lookups.
+/// `by_string` orders `classified` by inventory id, so a sorted inventory
+/// (the usual case) is matched by a merge join; one found out of order is
+/// matched by lookups instead.
 fn prune_candidates(
     previous: &Inventory,
     by_string: &[u32],
@@ -539,20 +542,34 @@ fn prune_candidates(
     live: &BTreeMap<ObjectId, Object>,
 ) -> Vec<ObjectId> {
     let desired_id = |i: &u32| classified[*i as usize].inventory_id.as_str();
-    let sorted = previous.entries.windows(2).all(|w| w[0].id <= w[1].id);
-    let mut rest = by_string.iter().peekable();
-    previous
-        .entries
-        .iter()
-        .filter(|e| {
-            if !sorted {
-                return by_string
-                    .binary_search_by(|i| desired_id(i).cmp(e.id.as_str()))
-                    .is_err();
+    let merged = || {
+        let mut rest = by_string.iter().peekable();
+        let mut last: Option<&str> = None;
+        let mut gone = Vec::new();
+        for e in &previous.entries {
+            if last.is_some_and(|l| l > e.id.as_str()) {
+                return None;
             }
+            last = Some(&e.id);
             while rest.next_if(|i| desired_id(i) < e.id.as_str()).is_some() {}
-            rest.peek().is_none_or(|i| desired_id(i) != e.id.as_str())
-        })
+            if rest.peek().is_none_or(|i| desired_id(i) != e.id.as_str()) {
+                gone.push(e);
+            }
+        }
+        Some(gone)
+    };
+    let gone = merged().unwrap_or_else(|| {
+        previous
+            .entries
+            .iter()
+            .filter(|e| {
+                by_string
+                    .binary_search_by(|i| desired_id(i).cmp(e.id.as_str()))
+                    .is_err()
+            })
+            .collect()
+    });
+    gone.into_iter()
         .filter_map(|e| e.id.parse().ok())
         .filter(|id| live.contains_key(id))
         .collect()
