@@ -1,10 +1,17 @@
 //! Diff and plan 10,000 desired objects against 10,000 live ones with 1% drift.
 //!
 //! Goal: under 50 ms on a 2-core machine, memory in proportion to the input.
+//!
+//! Two kinds of live objects: `diff_and_plan*` carry a token
+//! `managedFields` entry, and `diff_and_plan_ssa` carry the full field set
+//! that a server-side apply records (made by applying the desired objects
+//! to a `MemoryCluster`), as live objects read from a cluster do. The
+//! field set is walked to find fields Git dropped, so it costs more.
 
 use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use driftless::apply::{Applier, ApplyOptions, MemoryCluster};
 use driftless::plan::{plan, Inventory, PlanOptions};
 use driftless::schema::Schema;
 use driftless::{Object, ObjectId};
@@ -60,6 +67,40 @@ fn workload(n: usize) -> (Vec<Object>, BTreeMap<ObjectId, Object>, Inventory) {
     (desired, live, inventory)
 }
 
+/// The workload's desired objects and inventory, with live objects as
+/// server-side apply leaves them: full `managedFields`, then the same 1%
+/// drift made by another hand.
+fn applied_workload(n: usize) -> (Vec<Object>, BTreeMap<ObjectId, Object>, Inventory) {
+    let (desired, _, inventory) = workload(n);
+    let cluster = MemoryCluster::new();
+    let options = ApplyOptions::default();
+    let apply =
+        |o: &Object| futures::executor::block_on(cluster.apply(o, &options)).expect("apply");
+    for ns in 0..50 {
+        apply(
+            &Object::new(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": format!("ns-{ns}")}}))
+            .expect("valid"),
+        );
+    }
+    let mut live = BTreeMap::new();
+    for (i, o) in desired.iter().enumerate() {
+        let mut l = apply(o);
+        if i % 100 == 7 {
+            let v = l.value_mut();
+            if v.get("data").is_some() {
+                v["data"]["a"] = json!("edited");
+            } else if v.pointer("/spec/replicas").is_some() {
+                v["spec"]["replicas"] = json!(9);
+            } else {
+                v["spec"]["selector"] = json!({"app": "other"});
+            }
+        }
+        live.insert(l.id(), l);
+    }
+    (desired, live, inventory)
+}
+
 fn bench(c: &mut Criterion) {
     let schema = Schema::kubernetes();
     // the default (the machine's parallelism) and one thread; the plan's
@@ -84,6 +125,18 @@ fn bench(c: &mut Criterion) {
         }
         group.finish();
     }
+    let mut group = c.benchmark_group("diff_and_plan_ssa");
+    group.sample_size(20);
+    let options = PlanOptions::default();
+    for n in [1_000usize, 10_000] {
+        let (desired, live, inventory) = applied_workload(n);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter_with_large_drop(|| {
+                plan(&desired, &live, &inventory, &schema, &options).expect("plan")
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

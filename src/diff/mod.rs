@@ -8,6 +8,8 @@
 //! longer in Git is drift too (the apply would remove it). Fields that other
 //! managers added and Git does not mention are not drift, as in Flux.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -186,6 +188,7 @@ fn joined<'v>(desired: &'v Map<String, Value>, live: &'v Map<String, Value>) -> 
 impl<'v> Iterator for Joined<'v> {
     type Item = (&'v String, &'v Value, Option<&'v Value>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (k, dv) = self.desired.next()?;
         let Some(live) = self.live.as_mut() else {
@@ -287,12 +290,58 @@ impl<'v> Seek<'v> {
     }
 }
 
-struct Walker<'o> {
+/// Buffers for diffing many objects whose live counterparts all outlive
+/// `'l`: the path being walked, and the `k:` keys of `fieldsV1` parsed so
+/// far. The same few keys (`{"name":"app"}`) recur across the objects of a
+/// plan, so each is parsed once.
+#[derive(Default)]
+pub(crate) struct Scratch<'l> {
     path: String,
-    out: &'o mut Vec<FieldChange>,
+    keys: BTreeMap<&'l str, Option<Map<String, Value>>>,
 }
 
-impl Walker<'_> {
+/// At most this many parsed `k:` keys are kept; later ones are parsed on
+/// each use.
+const KEYS_KEPT: usize = 4096;
+
+impl<'l> Scratch<'l> {
+    /// The key fields a `k:` key names (its JSON text without `k:`); `None`
+    /// when the text is not a JSON object.
+    fn key_fields(&mut self, json: &'l str) -> Option<Cow<'_, Map<String, Value>>> {
+        if !self.keys.contains_key(json) {
+            let parsed = serde_json::from_str::<Map<String, Value>>(json).ok();
+            if self.keys.len() >= KEYS_KEPT {
+                return parsed.map(Cow::Owned);
+            }
+            self.keys.insert(json, parsed);
+        }
+        self.keys.get(json)?.as_ref().map(Cow::Borrowed)
+    }
+}
+
+/// Writes a list item's key fields as a path segment's inside,
+/// `name=app` or `containerPort=80,protocol=TCP`.
+fn push_key_fields(path: &mut String, fields: &Map<String, Value>) {
+    for (n, (k, v)) in fields.iter().enumerate() {
+        if n > 0 {
+            path.push(',');
+        }
+        path.push_str(k);
+        path.push('=');
+        match v {
+            Value::String(s) => path.push_str(s),
+            other => path.push_str(&other.to_string()),
+        }
+    }
+}
+
+struct Walker<'o, 'l> {
+    path: String,
+    out: &'o mut Vec<FieldChange>,
+    keys: &'o mut Scratch<'l>,
+}
+
+impl<'l> Walker<'_, 'l> {
     fn change(&mut self, live: Option<&Value>, desired: Option<&Value>) {
         self.out.push(FieldChange {
             path: self.path.clone(),
@@ -359,7 +408,7 @@ impl Walker<'_> {
     /// longer has but `live` still does.
     fn removed(
         &mut self,
-        fields: &Value,
+        fields: &'l Value,
         desired: Option<&Value>,
         live: Option<&Value>,
         root: bool,
@@ -372,6 +421,13 @@ impl Walker<'_> {
         let (mut desired_fields, mut live_fields) = (Seek::new(desired), Seek::new(live));
         for (k, child) in map {
             let len = self.path.len();
+            // Where Git still sets a field the manager owns and the manager
+            // owns nothing below it, nothing was removed: the live side need
+            // not be read.
+            let leaf = child
+                .as_object()
+                .is_none_or(|m| m.is_empty() || (m.len() == 1 && m.contains_key(".")));
+            let need_live = |d: Option<&Value>| d.is_none() || !leaf;
             let (d, l) = if let Some(name) = k.strip_prefix("f:") {
                 if root && name == "status" {
                     continue;
@@ -391,23 +447,22 @@ impl Walker<'_> {
                 }
                 self.path.push('.');
                 self.path.push_str(name);
-                (desired_fields.get(name), live_fields.get(name))
+                let d = desired_fields.get(name);
+                let l = if need_live(d) {
+                    live_fields.get(name)
+                } else {
+                    None
+                };
+                (d, l)
             } else if let Some(json) = k.strip_prefix("k:") {
-                let Ok(want) = serde_json::from_str::<Map<String, Value>>(json) else {
+                let Some(want) = self.keys.key_fields(json) else {
                     continue;
                 };
-                let find = |list| find_keyed(list, &want);
                 self.path.push('[');
-                let parts: Vec<String> = want
-                    .iter()
-                    .map(|(k, v)| match v {
-                        Value::String(s) => format!("{k}={s}"),
-                        other => format!("{k}={other}"),
-                    })
-                    .collect();
-                self.path.push_str(&parts.join(","));
+                push_key_fields(&mut self.path, &want);
                 self.path.push(']');
-                (find(desired), find(live))
+                let d = find_keyed(desired, &want);
+                (d, need_live(d).then(|| find_keyed(live, &want)).flatten())
             } else if let Some(json) = k.strip_prefix("v:") {
                 let Ok(want) = serde_json::from_str::<Value>(json) else {
                     continue;
@@ -416,19 +471,26 @@ impl Walker<'_> {
                 self.path.push_str("[=");
                 self.path.push_str(json);
                 self.path.push(']');
-                (find(desired), find(live))
+                let d = find(desired);
+                (d, need_live(d).then(|| find(live)).flatten())
             } else if let Some(i) = k.strip_prefix("i:") {
                 let Ok(i) = i.parse::<usize>() else {
                     continue;
                 };
-                self.path.push_str(&format!("[{i}]"));
-                (desired.and_then(|d| d.get(i)), live.and_then(|l| l.get(i)))
+                self.path.push('[');
+                self.path.push_str(&i.to_string());
+                self.path.push(']');
+                let d = desired.and_then(|d| d.get(i));
+                (
+                    d,
+                    need_live(d).then(|| live.and_then(|l| l.get(i))).flatten(),
+                )
             } else {
                 continue;
             };
             match (d, l) {
                 (None, Some(l)) => self.change(Some(l), None),
-                (Some(d), Some(l)) => self.removed(child, Some(d), Some(l), false),
+                (Some(d), Some(l)) if !leaf => self.removed(child, Some(d), Some(l), false),
                 _ => {}
             }
             self.path.truncate(len);
@@ -450,19 +512,19 @@ pub fn diff_object(desired: &Object, live: &Object, field_manager: &str) -> Vec<
         live,
         &live.head(),
         field_manager,
-        &mut String::new(),
+        &mut Scratch::default(),
     )
 }
 
-/// [`diff_object`] for callers that have read both objects' heads already;
-/// `path` is scratch space, reused across calls.
-pub(crate) fn diff_heads(
+/// [`diff_object`] for callers that have read both objects' heads already
+/// and diff many objects with the same `scratch`.
+pub(crate) fn diff_heads<'l>(
     desired: &Object,
     desired_head: &Head<'_>,
-    live: &Object,
-    live_head: &Head<'_>,
+    live: &'l Object,
+    live_head: &Head<'l>,
     field_manager: &str,
-    path: &mut String,
+    scratch: &mut Scratch<'l>,
 ) -> Vec<FieldChange> {
     let folded = if desired_head.kind == "Secret" && desired_head.api_version == "v1" {
         fold_string_data(desired)
@@ -471,10 +533,12 @@ pub(crate) fn diff_heads(
     };
     let desired = folded.as_ref().unwrap_or(desired);
     let mut out = Vec::new();
+    let mut path = std::mem::take(&mut scratch.path);
     path.clear();
     let mut w = Walker {
-        path: std::mem::take(path),
+        path,
         out: &mut out,
+        keys: scratch,
     };
     let crd = desired_head.kind == "CustomResourceDefinition";
     w.walk(desired.value(), Some(live.value()), !crd);
@@ -501,7 +565,8 @@ pub(crate) fn diff_heads(
             w.removed(fields, Some(desired.value()), Some(live.value()), !crd);
         }
     }
-    *path = w.path;
+    let path = w.path;
+    scratch.path = path;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     out

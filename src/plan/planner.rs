@@ -323,11 +323,16 @@ pub fn plan(
     let mut slots: Vec<Option<Classified>> = Vec::new();
     slots.resize_with(desired.len(), || None);
     crate::par::in_runs(&mut slots, threads, |offset, run| {
-        let mut path = String::with_capacity(64);
+        let mut scratch = diff::Scratch::default();
         let mut kinds = KindCache::default();
         for (slot, o) in run.iter_mut().zip(&desired[offset..]) {
             *slot = Some(Classified::of(
-                o, &index, schema, &mut kinds, options, &mut path,
+                o,
+                &index,
+                schema,
+                &mut kinds,
+                options,
+                &mut scratch,
             ));
         }
     });
@@ -598,20 +603,20 @@ struct Outcome {
 }
 
 impl Classified {
-    fn of<'d>(
+    fn of<'d, 'l>(
         o: &'d Object,
-        live: &LiveIndex<'_>,
+        live: &LiveIndex<'l>,
         schema: &Schema,
         kinds: &mut KindCache<'d>,
         options: &PlanOptions,
-        path: &mut String,
+        scratch: &mut diff::Scratch<'l>,
     ) -> Classified {
         let head = o.head();
         let (stage, rank) = kinds.get(schema, &head);
         let id = head.id();
         let flags = Flags::from_annotations(head.annotations);
         let live = live.get(&id);
-        let outcome = classify(o, &head, flags, live, schema, options, path);
+        let outcome = classify(o, &head, flags, live, schema, options, scratch);
         Classified {
             inventory_id: id.inventory_id(),
             version: head.version().to_string(),
@@ -680,14 +685,14 @@ impl<'l> LiveIndex<'l> {
     }
 }
 
-fn classify(
+fn classify<'l>(
     desired: &Object,
     head: &Head<'_>,
     flags: Flags,
-    live: Option<&Object>,
+    live: Option<&'l Object>,
     schema: &Schema,
     options: &PlanOptions,
-    path: &mut String,
+    scratch: &mut diff::Scratch<'l>,
 ) -> Result<Outcome, PlanError> {
     let skip = |reason: String| Outcome {
         action: Action::Skipped,
@@ -723,7 +728,7 @@ fn classify(
         live,
         &live_head,
         &options.field_manager,
-        path,
+        scratch,
     );
     if policy == SsaPolicy::Merge {
         let foreign = foreign_paths(live, &options.field_manager);
