@@ -320,23 +320,21 @@ pub fn plan(
     // Every object, in input order: its id, annotations, live counterpart
     // and classification, read while its memory is in cache.
     let index = LiveIndex::new(live, desired.len());
-    let mut slots: Vec<Option<Classified>> = Vec::new();
-    slots.resize_with(desired.len(), || None);
-    crate::par::in_runs(&mut slots, threads, |offset, run| {
+    // (the runs split a zero-sized placeholder per object: no allocation)
+    let mut units = vec![(); desired.len()];
+    let runs = crate::par::in_runs(&mut units, threads, |offset, run| {
         let mut scratch = diff::Scratch::default();
         let mut kinds = KindCache::default();
-        for (slot, o) in run.iter_mut().zip(&desired[offset..]) {
-            *slot = Some(Classified::of(
-                o,
-                &index,
-                schema,
-                &mut kinds,
-                options,
-                &mut scratch,
-            ));
-        }
+        desired[offset..offset + run.len()]
+            .iter()
+            .map(|o| Classified::of(o, &index, schema, &mut kinds, options, &mut scratch))
+            .collect::<Vec<Classified>>()
     });
-    let mut classified: Vec<Classified> = slots.into_iter().flatten().collect();
+    let mut runs = runs.into_iter();
+    let mut classified: Vec<Classified> = runs.next().unwrap_or_default();
+    for mut run in runs {
+        classified.append(&mut run);
+    }
 
     // Two orders: by id (namespace, name, group, kind), for duplicates, the
     // first failure and ties in the apply order; and by the ids as strings,
