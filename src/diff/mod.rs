@@ -291,12 +291,13 @@ impl<'v> Seek<'v> {
 }
 
 /// Buffers for diffing many objects whose live counterparts all outlive
-/// `'l`: the path being walked, and the `k:` keys of `fieldsV1` parsed so
+/// `'l`: the path being walked, the `fieldsV1` steps to it, and the `k:` keys of `fieldsV1` parsed so
 /// far. The same few keys (`{"name":"app"}`) recur across the objects of a
 /// plan, so each is parsed once.
 #[derive(Default)]
 pub(crate) struct Scratch<'l> {
     path: String,
+    steps: Vec<Step<'l>>,
     keys: BTreeMap<&'l str, Option<Map<String, Value>>>,
 }
 
@@ -316,6 +317,27 @@ impl<'l> Scratch<'l> {
             self.keys.insert(json, parsed);
         }
         self.keys.get(json)?.as_ref().map(Cow::Borrowed)
+    }
+}
+
+impl<'l> Scratch<'l> {
+    /// The value at the end of `steps` in `root`, if there is one.
+    fn resolve(&mut self, root: &'l Value, steps: &[Step<'l>]) -> Option<&'l Value> {
+        let mut cur = root;
+        for step in steps {
+            cur = match *step {
+                Step::Field(name) => cur.get(name)?,
+                Step::Key(json) => {
+                    let want = self.key_fields(json)?;
+                    find_keyed(Some(cur), &want)?
+                }
+                Step::Value(json) => {
+                    find_value(Some(cur), &serde_json::from_str::<Value>(json).ok()?)?
+                }
+                Step::Index(i) => cur.get(i)?,
+            };
+        }
+        Some(cur)
     }
 }
 
@@ -405,30 +427,26 @@ impl<'l> Walker<'_, 'l> {
     }
 
     /// Reports fields in the manager's `fieldsV1` set that `desired` no
-    /// longer has but `live` still does.
+    /// longer has but `live` still does. `fields` and `desired` are walked
+    /// together; `steps` lead from the root to them, and the live object is
+    /// read only where `desired` lacks a field.
     fn removed(
         &mut self,
         fields: &'l Value,
-        desired: Option<&Value>,
-        live: Option<&Value>,
+        desired: &Value,
         root: bool,
+        steps: &mut Vec<Step<'l>>,
+        live: &'l Value,
     ) {
         let Some(map) = fields.as_object().filter(|m| !m.is_empty()) else {
             return;
         };
         let in_metadata = self.path == ".metadata";
-        // `f:` keys come in name order: cursors find their fields
-        let (mut desired_fields, mut live_fields) = (Seek::new(desired), Seek::new(live));
+        // `f:` keys come in name order: a cursor finds their fields
+        let mut desired_fields = Seek::new(Some(desired));
         for (k, child) in map {
             let len = self.path.len();
-            // Where Git still sets a field the manager owns and the manager
-            // owns nothing below it, nothing was removed: the live side need
-            // not be read.
-            let leaf = child
-                .as_object()
-                .is_none_or(|m| m.is_empty() || (m.len() == 1 && m.contains_key(".")));
-            let need_live = |d: Option<&Value>| d.is_none() || !leaf;
-            let (d, l) = if let Some(name) = k.strip_prefix("f:") {
+            let (step, d) = if let Some(name) = k.strip_prefix("f:") {
                 if root && name == "status" {
                     continue;
                 }
@@ -447,13 +465,7 @@ impl<'l> Walker<'_, 'l> {
                 }
                 self.path.push('.');
                 self.path.push_str(name);
-                let d = desired_fields.get(name);
-                let l = if need_live(d) {
-                    live_fields.get(name)
-                } else {
-                    None
-                };
-                (d, l)
+                (Step::Field(name), desired_fields.get(name))
             } else if let Some(json) = k.strip_prefix("k:") {
                 let Some(want) = self.keys.key_fields(json) else {
                     continue;
@@ -461,18 +473,15 @@ impl<'l> Walker<'_, 'l> {
                 self.path.push('[');
                 push_key_fields(&mut self.path, &want);
                 self.path.push(']');
-                let d = find_keyed(desired, &want);
-                (d, need_live(d).then(|| find_keyed(live, &want)).flatten())
+                (Step::Key(json), find_keyed(Some(desired), &want))
             } else if let Some(json) = k.strip_prefix("v:") {
                 let Ok(want) = serde_json::from_str::<Value>(json) else {
                     continue;
                 };
-                let find = |list| find_value(list, &want);
                 self.path.push_str("[=");
                 self.path.push_str(json);
                 self.path.push(']');
-                let d = find(desired);
-                (d, need_live(d).then(|| find(live)).flatten())
+                (Step::Value(json), find_value(Some(desired), &want))
             } else if let Some(i) = k.strip_prefix("i:") {
                 let Ok(i) = i.parse::<usize>() else {
                     continue;
@@ -480,22 +489,41 @@ impl<'l> Walker<'_, 'l> {
                 self.path.push('[');
                 self.path.push_str(&i.to_string());
                 self.path.push(']');
-                let d = desired.and_then(|d| d.get(i));
-                (
-                    d,
-                    need_live(d).then(|| live.and_then(|l| l.get(i))).flatten(),
-                )
+                (Step::Index(i), desired.get(i))
             } else {
                 continue;
             };
-            match (d, l) {
-                (None, Some(l)) => self.change(Some(l), None),
-                (Some(d), Some(l)) if !leaf => self.removed(child, Some(d), Some(l), false),
-                _ => {}
+            steps.push(step);
+            match d {
+                None => {
+                    if let Some(l) = self.keys.resolve(live, steps) {
+                        self.change(Some(l), None);
+                    }
+                }
+                // a field Git still sets: removed fields can only be below it
+                Some(d) => {
+                    let leaf = child
+                        .as_object()
+                        .is_none_or(|m| m.is_empty() || (m.len() == 1 && m.contains_key(".")));
+                    if !leaf {
+                        self.removed(child, d, false, steps, live);
+                    }
+                }
             }
+            steps.pop();
             self.path.truncate(len);
         }
     }
+}
+
+/// One step of a `fieldsV1` path: `f:<name>`, `k:<json>`, `v:<json>` or
+/// `i:<index>`.
+#[derive(Clone, Copy)]
+enum Step<'l> {
+    Field(&'l str),
+    Key(&'l str),
+    Value(&'l str),
+    Index(usize),
 }
 
 /// The drift between a desired object and its live counterpart.
@@ -535,6 +563,7 @@ pub(crate) fn diff_heads<'l>(
     let mut out = Vec::new();
     let mut path = std::mem::take(&mut scratch.path);
     path.clear();
+    let mut steps = std::mem::take(&mut scratch.steps);
     let mut w = Walker {
         path,
         out: &mut out,
@@ -562,11 +591,13 @@ pub(crate) fn diff_heads<'l>(
             continue;
         }
         if let Some(fields) = fields {
-            w.removed(fields, Some(desired.value()), Some(live.value()), !crd);
+            w.removed(fields, desired.value(), !crd, &mut steps, live.value());
         }
     }
     let path = w.path;
     scratch.path = path;
+    steps.clear();
+    scratch.steps = steps;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     out
