@@ -4,6 +4,8 @@
 
 use driftless::apply::memory::Durability;
 use driftless::apply::{Applier, ApplyOptions, MemoryCluster};
+use driftless::plan::{plan, Action, Inventory, PlanOptions};
+use driftless::schema::Schema;
 use driftless::Object;
 use futures::executor::block_on;
 use proptest::prelude::*;
@@ -129,6 +131,104 @@ proptest! {
             .unwrap_or_default();
         prop_assert_eq!(managers, vec![json!("kustomize-controller")]);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The planner, reading the live object's `managedFields`, calls it
+    /// configured exactly when a forced apply of the new configuration
+    /// would change it (the embedded cluster's dry run is the oracle):
+    /// fields Git changed or dropped, and fields another manager edited.
+    #[test]
+    fn plan_sees_drift_exactly_when_an_apply_would_change_the_object(
+        old in arb_config(),
+        other in arb_config(),
+        drop_from_old in prop::option::of(0usize..6),
+        edit in any::<bool>(),
+        new_image in 0u8..5,
+    ) {
+        // the new configuration: another one, or the old one with one field
+        // dropped (only the managed-field set shows that drift)
+        let new = match drop_from_old {
+            None => other,
+            Some(n) => without_one_field(&old, n),
+        };
+        let opts = ApplyOptions::default();
+        let c = MemoryCluster::new();
+        block_on(c.apply(&old, &opts)).expect("apply");
+        if edit {
+            c.edit(&old.id(), "kubectl-edit", |v| {
+                v["spec"]["template"]["spec"]["containers"][0]["image"] =
+                    json!(format!("edited:{new_image}"));
+            })
+            .expect("edit");
+        }
+        let live = block_on(c.get(&new.id())).expect("get").expect("exists");
+        let dry_run = ApplyOptions { dry_run: true, ..ApplyOptions::default() };
+        let would_be = block_on(c.apply(&new, &dry_run)).expect("dry run");
+        let live_map = std::collections::BTreeMap::from([(live.id(), live.clone())]);
+        let p = plan(
+            std::slice::from_ref(&new),
+            &live_map,
+            &Inventory::from_objects([&new]),
+            &Schema::kubernetes(),
+            &PlanOptions::default(),
+        )
+        .expect("plan");
+        let change = &p.stages[0].changes[0];
+        prop_assert_eq!(
+            change.action == Action::Configured,
+            content(&would_be) != content(&live),
+            "drift {:?}\nlive {}\nwould be {}",
+            change.drift,
+            content(&live),
+            content(&would_be)
+        );
+        if change.action != Action::Configured {
+            prop_assert_eq!(change.action, Action::Unchanged);
+        }
+    }
+}
+
+/// `o` without one of the fields a configuration may drop, chosen by `n`:
+/// a label, the replicas, an env var, a port, a whole container, or the
+/// image.
+fn without_one_field(o: &Object, n: usize) -> Object {
+    let mut v = o.value().clone();
+    let containers = &mut v["spec"]["template"]["spec"]["containers"];
+    match n {
+        0 => {
+            if let Some(labels) = v["metadata"]
+                .get_mut("labels")
+                .and_then(Value::as_object_mut)
+            {
+                let first = labels.keys().next().cloned();
+                first.map(|k| labels.remove(&k));
+            }
+        }
+        1 => {
+            v["spec"].as_object_mut().map(|s| s.remove("replicas"));
+        }
+        2 => {
+            containers[0]
+                .get_mut("env")
+                .and_then(Value::as_array_mut)
+                .map(Vec::pop);
+        }
+        3 => {
+            containers[0].as_object_mut().map(|c| c.remove("env"));
+        }
+        4 => {
+            if containers.as_array().is_some_and(|c| c.len() > 1) {
+                containers.as_array_mut().map(Vec::pop);
+            }
+        }
+        _ => {
+            containers[0].as_object_mut().map(|c| c.remove("image"));
+        }
+    }
+    Object::new(v).expect("still valid")
 }
 
 /// Arbitrary JSON, biased towards the shapes the cluster looks into
