@@ -226,30 +226,66 @@ fn covers(desired: &Value, live: &Value) -> bool {
     }
 }
 
-/// True when a list item has the key `want`. Port lists (`containerPort` or
-/// `port` keys) are keyed by the defaulted protocol: the API server writes
-/// `"protocol":"TCP"` into the key of an item that omits it, so a missing
-/// protocol matches `TCP`, on either side.
-fn key_matches(item: &Value, want: &Map<String, Value>) -> bool {
-    let is_port = want.contains_key("containerPort") || want.contains_key("port");
-    if !is_port {
-        return want.iter().all(|(wk, wv)| item.get(wk) == Some(wv));
-    }
-    let tcp = |v: Option<&Value>| v.is_none_or(|p| p.as_str() == Some("TCP"));
-    let same_protocol = match (want.get("protocol"), item.get("protocol")) {
-        (w, i) if tcp(w) && tcp(i) => true,
-        (w, i) => w == i,
-    };
-    same_protocol
-        && want
-            .iter()
-            .filter(|(wk, _)| wk.as_str() != "protocol")
-            .all(|(wk, wv)| item.get(wk) == Some(wv))
+/// A `k:` key of `fieldsV1`, parsed: the fields that pick a list item, the
+/// path segment naming it (`name=app`), and whether it keys a port list.
+#[derive(Clone, Debug)]
+struct ListKey {
+    fields: Map<String, Value>,
+    segment: String,
+    is_port: bool,
 }
 
-fn find_keyed<'v>(list: Option<&'v Value>, want: &Map<String, Value>) -> Option<&'v Value> {
-    list.and_then(Value::as_array)
-        .and_then(|items| items.iter().find(|i| key_matches(i, want)))
+impl ListKey {
+    /// Parses a key's JSON text (without `k:`); `None` unless it is a JSON
+    /// object.
+    fn parse(json: &str) -> Option<ListKey> {
+        let fields: Map<String, Value> = serde_json::from_str(json).ok()?;
+        let mut segment = String::new();
+        for (n, (k, v)) in fields.iter().enumerate() {
+            if n > 0 {
+                segment.push(',');
+            }
+            segment.push_str(k);
+            segment.push('=');
+            match v {
+                Value::String(s) => segment.push_str(s),
+                other => segment.push_str(&other.to_string()),
+            }
+        }
+        let is_port = fields.contains_key("containerPort") || fields.contains_key("port");
+        Some(ListKey {
+            fields,
+            segment,
+            is_port,
+        })
+    }
+
+    /// True when a list item has this key. Port lists (`containerPort` or
+    /// `port` keys) are keyed by the defaulted protocol: the API server
+    /// writes `"protocol":"TCP"` into the key of an item that omits it, so
+    /// a missing protocol matches `TCP`, on either side.
+    fn matches(&self, item: &Value) -> bool {
+        let want = &self.fields;
+        if !self.is_port {
+            return want.iter().all(|(wk, wv)| item.get(wk) == Some(wv));
+        }
+        let tcp = |v: Option<&Value>| v.is_none_or(|p| p.as_str() == Some("TCP"));
+        let same_protocol = match (want.get("protocol"), item.get("protocol")) {
+            (w, i) if tcp(w) && tcp(i) => true,
+            (w, i) => w == i,
+        };
+        same_protocol
+            && want
+                .iter()
+                .filter(|(wk, _)| wk.as_str() != "protocol")
+                .all(|(wk, wv)| item.get(wk) == Some(wv))
+    }
+
+    /// The item of `list` with this key.
+    fn find<'v>(&self, list: Option<&'v Value>) -> Option<&'v Value> {
+        list.and_then(Value::as_array)
+            .and_then(|items| items.iter().find(|i| self.matches(i)))
+    }
 }
 
 fn find_value<'v>(list: Option<&'v Value>, want: &Value) -> Option<&'v Value> {
@@ -298,7 +334,7 @@ impl<'v> Seek<'v> {
 pub(crate) struct Scratch<'l> {
     path: String,
     steps: Vec<Step<'l>>,
-    keys: BTreeMap<&'l str, Option<Map<String, Value>>>,
+    keys: BTreeMap<&'l str, Option<ListKey>>,
 }
 
 /// At most this many parsed `k:` keys are kept; later ones are parsed on
@@ -306,11 +342,10 @@ pub(crate) struct Scratch<'l> {
 const KEYS_KEPT: usize = 4096;
 
 impl<'l> Scratch<'l> {
-    /// The key fields a `k:` key names (its JSON text without `k:`); `None`
-    /// when the text is not a JSON object.
-    fn key_fields(&mut self, json: &'l str) -> Option<Cow<'_, Map<String, Value>>> {
+    /// The `k:` key with this JSON text (without `k:`), parsed once.
+    fn list_key(&mut self, json: &'l str) -> Option<Cow<'_, ListKey>> {
         if !self.keys.contains_key(json) {
-            let parsed = serde_json::from_str::<Map<String, Value>>(json).ok();
+            let parsed = ListKey::parse(json);
             if self.keys.len() >= KEYS_KEPT {
                 return parsed.map(Cow::Owned);
             }
@@ -318,19 +353,14 @@ impl<'l> Scratch<'l> {
         }
         self.keys.get(json)?.as_ref().map(Cow::Borrowed)
     }
-}
 
-impl<'l> Scratch<'l> {
     /// The value at the end of `steps` in `root`, if there is one.
     fn resolve(&mut self, root: &'l Value, steps: &[Step<'l>]) -> Option<&'l Value> {
         let mut cur = root;
         for step in steps {
             cur = match *step {
                 Step::Field(name) => cur.get(name)?,
-                Step::Key(json) => {
-                    let want = self.key_fields(json)?;
-                    find_keyed(Some(cur), &want)?
-                }
+                Step::Key(json) => self.list_key(json)?.find(Some(cur))?,
                 Step::Value(json) => {
                     find_value(Some(cur), &serde_json::from_str::<Value>(json).ok()?)?
                 }
@@ -339,21 +369,36 @@ impl<'l> Scratch<'l> {
         }
         Some(cur)
     }
-}
 
-/// Writes a list item's key fields as a path segment's inside,
-/// `name=app` or `containerPort=80,protocol=TCP`.
-fn push_key_fields(path: &mut String, fields: &Map<String, Value>) {
-    for (n, (k, v)) in fields.iter().enumerate() {
-        if n > 0 {
-            path.push(',');
+    /// `steps` as a drift path: `.spec.containers[name=app].image`.
+    fn render(&mut self, steps: &[Step<'l>]) -> String {
+        let mut path = String::new();
+        for step in steps {
+            match *step {
+                Step::Field(name) => {
+                    path.push('.');
+                    path.push_str(name);
+                }
+                Step::Key(json) => {
+                    path.push('[');
+                    if let Some(key) = self.list_key(json) {
+                        path.push_str(&key.segment);
+                    }
+                    path.push(']');
+                }
+                Step::Value(json) => {
+                    path.push_str("[=");
+                    path.push_str(json);
+                    path.push(']');
+                }
+                Step::Index(i) => {
+                    path.push('[');
+                    path.push_str(&i.to_string());
+                    path.push(']');
+                }
+            }
         }
-        path.push_str(k);
-        path.push('=');
-        match v {
-            Value::String(s) => path.push_str(s),
-            other => path.push_str(&other.to_string()),
-        }
+        path
     }
 }
 
@@ -429,25 +474,25 @@ impl<'l> Walker<'_, 'l> {
     /// Reports fields in the manager's `fieldsV1` set that `desired` no
     /// longer has but `live` still does. `fields` and `desired` are walked
     /// together; `steps` lead from the root to them, and the live object is
-    /// read only where `desired` lacks a field.
+    /// read, and the path written, only where `desired` lacks a field.
     fn removed(
         &mut self,
         fields: &'l Value,
         desired: &Value,
-        root: bool,
         steps: &mut Vec<Step<'l>>,
         live: &'l Value,
+        crd: bool,
     ) {
         let Some(map) = fields.as_object().filter(|m| !m.is_empty()) else {
             return;
         };
-        let in_metadata = self.path == ".metadata";
+        let at_root = steps.is_empty();
+        let in_metadata = matches!(steps.as_slice(), [Step::Field("metadata")]);
         // `f:` keys come in name order: a cursor finds their fields
         let mut desired_fields = Seek::new(Some(desired));
         for (k, child) in map {
-            let len = self.path.len();
             let (step, d) = if let Some(name) = k.strip_prefix("f:") {
-                if root && name == "status" {
+                if at_root && !crd && name == "status" {
                     continue;
                 }
                 // bookkeeping metadata is never drift
@@ -463,32 +508,21 @@ impl<'l> Walker<'_, 'l> {
                 {
                     continue;
                 }
-                self.path.push('.');
-                self.path.push_str(name);
                 (Step::Field(name), desired_fields.get(name))
             } else if let Some(json) = k.strip_prefix("k:") {
-                let Some(want) = self.keys.key_fields(json) else {
+                let Some(key) = self.keys.list_key(json) else {
                     continue;
                 };
-                self.path.push('[');
-                push_key_fields(&mut self.path, &want);
-                self.path.push(']');
-                (Step::Key(json), find_keyed(Some(desired), &want))
+                (Step::Key(json), key.find(Some(desired)))
             } else if let Some(json) = k.strip_prefix("v:") {
                 let Ok(want) = serde_json::from_str::<Value>(json) else {
                     continue;
                 };
-                self.path.push_str("[=");
-                self.path.push_str(json);
-                self.path.push(']');
                 (Step::Value(json), find_value(Some(desired), &want))
             } else if let Some(i) = k.strip_prefix("i:") {
                 let Ok(i) = i.parse::<usize>() else {
                     continue;
                 };
-                self.path.push('[');
-                self.path.push_str(&i.to_string());
-                self.path.push(']');
                 (Step::Index(i), desired.get(i))
             } else {
                 continue;
@@ -497,7 +531,12 @@ impl<'l> Walker<'_, 'l> {
             match d {
                 None => {
                     if let Some(l) = self.keys.resolve(live, steps) {
-                        self.change(Some(l), None);
+                        let path = self.keys.render(steps);
+                        self.out.push(FieldChange {
+                            path,
+                            live: Some(l.clone()),
+                            desired: None,
+                        });
                     }
                 }
                 // a field Git still sets: removed fields can only be below it
@@ -506,12 +545,11 @@ impl<'l> Walker<'_, 'l> {
                         .as_object()
                         .is_none_or(|m| m.is_empty() || (m.len() == 1 && m.contains_key(".")));
                     if !leaf {
-                        self.removed(child, d, false, steps, live);
+                        self.removed(child, d, steps, live, crd);
                     }
                 }
             }
             steps.pop();
-            self.path.truncate(len);
         }
     }
 }
@@ -591,7 +629,7 @@ pub(crate) fn diff_heads<'l>(
             continue;
         }
         if let Some(fields) = fields {
-            w.removed(fields, desired.value(), !crd, &mut steps, live.value());
+            w.removed(fields, desired.value(), &mut steps, live.value(), crd);
         }
     }
     let path = w.path;
@@ -841,13 +879,13 @@ mod tests {
         );
         assert!(!paths.iter().any(|p| p.contains("port=80,")), "{paths:?}");
         // a UDP key never matches a port item without protocol (TCP)
-        let want: Map<String, Value> =
-            serde_json::from_str(r#"{"port":53,"protocol":"UDP"}"#).unwrap();
-        assert!(!key_matches(&json!({"port": 53}), &want));
-        assert!(key_matches(&json!({"port": 53, "protocol": "UDP"}), &want));
-        let want: Map<String, Value> = serde_json::from_str(r#"{"port":53}"#).unwrap();
-        assert!(key_matches(&json!({"port": 53, "protocol": "TCP"}), &want));
-        assert!(!key_matches(&json!({"port": 53, "protocol": "UDP"}), &want));
+        let want = ListKey::parse(r#"{"port":53,"protocol":"UDP"}"#).unwrap();
+        assert_eq!(want.segment, "port=53,protocol=UDP");
+        assert!(!want.matches(&json!({"port": 53})));
+        assert!(want.matches(&json!({"port": 53, "protocol": "UDP"})));
+        let want = ListKey::parse(r#"{"port":53}"#).unwrap();
+        assert!(want.matches(&json!({"port": 53, "protocol": "TCP"})));
+        assert!(!want.matches(&json!({"port": 53, "protocol": "UDP"})));
     }
 
     /// The merge joins over sorted maps and their fallbacks (for
