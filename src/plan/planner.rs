@@ -450,29 +450,32 @@ pub fn plan(
 /// Below this many objects, planning stays on the calling thread.
 const PARALLEL_MIN: usize = 2_000;
 
-/// The first 16 bytes of `s`, zero-padded, as a big-endian number: when two
-/// prefixes differ, they order as the strings do (equal prefixes say
-/// nothing, so callers then compare the strings).
-fn prefix16(s: &str) -> u128 {
+/// The first 16 bytes of `s`, zero-padded, as two big-endian numbers:
+/// when two prefixes differ, they order as the strings do (equal prefixes
+/// say nothing, so callers then compare the strings).
+fn prefix16(s: &str) -> (u64, u64) {
     let mut buf = [0u8; 16];
     let n = s.len().min(16);
     buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-    u128::from_be_bytes(buf)
+    let (hi, lo) = buf.split_at(8);
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+    (word(hi), word(lo))
 }
 
 /// A string's [`prefix16`] and its length, capped at 17. Keys order as
 /// their strings do, and equal keys mean equal strings unless both are
 /// capped (longer than 16 bytes).
-fn short_key(s: &str) -> (u128, u8) {
-    (prefix16(s), s.len().min(17) as u8)
+fn short_key(s: &str) -> (u64, u64, u8) {
+    let (hi, lo) = prefix16(s);
+    (hi, lo, s.len().min(17) as u8)
 }
 
 /// A sort key for an id, compared without touching the id's strings in
 /// the common case.
 #[derive(Clone, Copy)]
 struct IdKey {
-    namespace: (u128, u8),
-    name: (u128, u8),
+    namespace: (u64, u64, u8),
+    name: (u64, u64, u8),
 }
 
 impl IdKey {
@@ -489,7 +492,7 @@ impl IdKey {
     fn cmp(&self, other: &IdKey, full: impl FnOnce() -> std::cmp::Ordering) -> std::cmp::Ordering {
         use std::cmp::Ordering::Equal;
         match self.namespace.cmp(&other.namespace) {
-            Equal if self.namespace.1 <= 16 => match self.name.cmp(&other.name) {
+            Equal if self.namespace.2 <= 16 => match self.name.cmp(&other.name) {
                 Equal => full(),
                 order => order,
             },
@@ -499,39 +502,36 @@ impl IdKey {
     }
 }
 
-/// `classified` by id, sorted on [`IdKey`]s.
+/// `classified` by id, sorted on [`IdKey`]s (the indices move, the keys
+/// stay put).
 fn sort_by_id(classified: &[Classified]) -> Vec<u32> {
-    let mut keys: Vec<(IdKey, u32)> = classified
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (IdKey::of(&c.id), i as u32))
-        .collect();
-    keys.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0, || {
-            classified[a.1 as usize]
-                .id
-                .cmp(&classified[b.1 as usize].id)
-        })
+    let keys: Vec<IdKey> = classified.iter().map(|c| IdKey::of(&c.id)).collect();
+    let mut order: Vec<u32> = (0..classified.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        keys[a].cmp(&keys[b], || classified[a].id.cmp(&classified[b].id))
     });
-    keys.into_iter().map(|k| k.1).collect()
+    order
 }
 
 /// `classified` by inventory id (a string), as Flux sorts an inventory;
 /// distinct ids that read the same (only possible with `_` in a name) are
 /// ordered by id.
 fn sort_by_string(classified: &[Classified]) -> Vec<u32> {
-    let mut keys: Vec<(u128, u32)> = classified
+    let keys: Vec<(u64, u64)> = classified
         .iter()
-        .enumerate()
-        .map(|(i, c)| (prefix16(&c.inventory_id), i as u32))
+        .map(|c| prefix16(&c.inventory_id))
         .collect();
-    keys.sort_unstable_by(|a, b| {
-        let (x, y) = (&classified[a.1 as usize], &classified[b.1 as usize]);
-        a.0.cmp(&b.0)
+    let mut order: Vec<u32> = (0..classified.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        let (x, y) = (&classified[a], &classified[b]);
+        keys[a]
+            .cmp(&keys[b])
             .then_with(|| x.inventory_id.cmp(&y.inventory_id))
             .then_with(|| x.id.cmp(&y.id))
     });
-    keys.into_iter().map(|k| k.1).collect()
+    order
 }
 
 /// The ids of the previous inventory that left Git and still exist live.
