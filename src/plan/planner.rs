@@ -319,7 +319,15 @@ pub fn plan(
     };
     // Every object, in input order: its id, annotations, live counterpart
     // and classification, read while its memory is in cache.
-    let index = LiveIndex::new(live, desired.len());
+    let index = LiveIndex::new(
+        live,
+        desired.len(),
+        if live.len() >= PARALLEL_MIN {
+            threads
+        } else {
+            1
+        },
+    );
     // (the runs split a zero-sized placeholder per object: no allocation)
     let mut units = vec![(); desired.len()];
     let runs = crate::par::in_runs(&mut units, threads, |offset, run| {
@@ -661,12 +669,26 @@ struct LiveIndex<'l> {
 }
 
 impl<'l> LiveIndex<'l> {
-    fn new(live: &'l BTreeMap<ObjectId, Object>, desired: usize) -> Self {
-        let keys = if live.len() > 4 * desired {
-            Vec::new()
-        } else {
-            live.iter().map(|(id, o)| (IdKey::of(id), id, o)).collect()
-        };
+    /// The index for planning `desired` objects; the keys are read on up
+    /// to `threads` threads.
+    fn new(live: &'l BTreeMap<ObjectId, Object>, desired: usize, threads: usize) -> Self {
+        if live.len() > 4 * desired {
+            return LiveIndex {
+                live,
+                keys: Vec::new(),
+            };
+        }
+        let mut entries: Vec<(&ObjectId, &Object)> = live.iter().collect();
+        let runs = crate::par::in_runs(&mut entries, threads, |_, run| {
+            run.iter()
+                .map(|&(id, o)| (IdKey::of(id), id, o))
+                .collect::<Vec<_>>()
+        });
+        let mut runs = runs.into_iter();
+        let mut keys = runs.next().unwrap_or_default();
+        for mut run in runs {
+            keys.append(&mut run);
+        }
         LiveIndex { live, keys }
     }
 
