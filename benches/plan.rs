@@ -17,6 +17,18 @@ use driftless::schema::Schema;
 use driftless::{Object, ObjectId};
 use serde_json::json;
 
+/// The 1% drift: one field of a live object edited by another hand.
+fn drift(live: &mut Object) {
+    let v = live.value_mut();
+    if v.get("data").is_some() {
+        v["data"]["a"] = json!("edited");
+    } else if v.pointer("/spec/replicas").is_some() {
+        v["spec"]["replicas"] = json!(9);
+    } else {
+        v["spec"]["selector"] = json!({"app": "other"});
+    }
+}
+
 fn workload(n: usize) -> (Vec<Object>, BTreeMap<ObjectId, Object>, Inventory) {
     let mut desired = Vec::with_capacity(n);
     let mut live = BTreeMap::new();
@@ -50,15 +62,7 @@ fn workload(n: usize) -> (Vec<Object>, BTreeMap<ObjectId, Object>, Inventory) {
             );
         }
         if i % 100 == 7 {
-            // 1% drift
-            let v = live_obj.value_mut();
-            if v.get("data").is_some() {
-                v["data"]["a"] = json!("edited");
-            } else if v.pointer("/spec/replicas").is_some() {
-                v["spec"]["replicas"] = json!(9);
-            } else {
-                v["spec"]["selector"] = json!({"app": "other"});
-            }
+            drift(&mut live_obj);
         }
         live.insert(live_obj.id(), live_obj);
         desired.push(desired_obj);
@@ -87,14 +91,7 @@ fn applied_workload(n: usize) -> (Vec<Object>, BTreeMap<ObjectId, Object>, Inven
     for (i, o) in desired.iter().enumerate() {
         let mut l = apply(o);
         if i % 100 == 7 {
-            let v = l.value_mut();
-            if v.get("data").is_some() {
-                v["data"]["a"] = json!("edited");
-            } else if v.pointer("/spec/replicas").is_some() {
-                v["spec"]["replicas"] = json!(9);
-            } else {
-                v["spec"]["selector"] = json!({"app": "other"});
-            }
+            drift(&mut l);
         }
         live.insert(l.id(), l);
     }
