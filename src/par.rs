@@ -1,7 +1,8 @@
 //! Scoped worker threads for the pure stages (plan, render) on large
-//! inputs. The work is split into contiguous runs, one per thread, and the
-//! results come back in run order, so the output never depends on the
-//! thread count or on scheduling.
+//! inputs. The work is split into contiguous runs, one per thread, or into
+//! chunks the threads take in turn; either way the results come back in
+//! input order, so the output never depends on the thread count or on
+//! scheduling.
 
 /// Runs `f(offset, run)` over `items` split into up to `threads`
 /// contiguous runs (`offset` is the index of the run's first item), on
@@ -31,6 +32,51 @@ where
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
+}
+
+/// Runs `f(offset, chunk)` over `items` cut into chunks of `chunk` items,
+/// on up to `threads` threads (the caller's included) that each take the
+/// next chunk when done with one, so a thread slowed by the machine does
+/// not hold the others back. The results come back in chunk order, so they
+/// never depend on the thread count or on scheduling. A panic in `f` is
+/// resumed on the calling thread.
+pub(crate) fn in_chunks<T, R, F>(items: &[T], threads: usize, chunk: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(usize, &[T]) -> R + Sync,
+{
+    let chunk = chunk.max(1);
+    let chunks: Vec<&[T]> = items.chunks(chunk).collect();
+    let threads = threads.clamp(1, 64).min(chunks.len());
+    if threads < 2 {
+        return chunks
+            .iter()
+            .enumerate()
+            .map(|(n, c)| f(n * chunk, c))
+            .collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(c) = chunks.get(n) else {
+                return done;
+            };
+            done.push((n, f(n * chunk, c)));
+        }
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut done = work();
+        for h in helpers {
+            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(n, _)| *n);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Runs `a` and `b`, side by side when `threads` allows two, and returns
@@ -84,6 +130,12 @@ mod tests {
         for threads in [1, 2, 8] {
             let (a, b) = join(threads, || 1 + 1, || "two");
             assert_eq!((a, b), (2, "two"));
+            let items: Vec<usize> = (0..103).collect();
+            let chunks = in_chunks(&items, threads, 10, |offset, c| (offset, c.to_vec()));
+            assert_eq!(chunks.len(), 11);
+            assert!(chunks.iter().all(|(offset, c)| c[0] == *offset));
+            let flat: Vec<usize> = chunks.into_iter().flat_map(|(_, c)| c).collect();
+            assert_eq!(flat, items);
         }
         let mut none: Vec<u8> = Vec::new();
         assert_eq!(in_runs(&mut none, 4, |o, r| (o, r.len())), vec![(0, 0)]);
