@@ -79,6 +79,16 @@ where
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// The vectors joined in order (the first one's buffer is reused).
+pub(crate) fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().unwrap_or_default();
+    for mut part in parts {
+        all.append(&mut part);
+    }
+    all
+}
+
 /// Runs `a` and `b`, side by side when `threads` allows two, and returns
 /// both results. A panic in either is resumed on the calling thread.
 pub(crate) fn join<A, B, RA, RB>(threads: usize, a: A, b: B) -> (RA, RB)

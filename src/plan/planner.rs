@@ -337,11 +337,7 @@ pub fn plan(
             .map(|o| Classified::of(o, &index, schema, &mut kinds, options, &mut scratch))
             .collect::<Vec<Classified>>()
     });
-    let mut runs = runs.into_iter();
-    let mut classified: Vec<Classified> = runs.next().unwrap_or_default();
-    for mut run in runs {
-        classified.append(&mut run);
-    }
+    let mut classified: Vec<Classified> = crate::par::concat(runs);
 
     // Two orders: by id (namespace, name, group, kind), for duplicates, the
     // first failure and ties in the apply order; and by the ids as strings,
@@ -688,12 +684,10 @@ impl<'l> LiveIndex<'l> {
                 .map(|&(id, o)| (IdKey::of(id), id, o))
                 .collect::<Vec<_>>()
         });
-        let mut runs = runs.into_iter();
-        let mut keys = runs.next().unwrap_or_default();
-        for mut run in runs {
-            keys.append(&mut run);
+        LiveIndex {
+            live,
+            keys: crate::par::concat(runs),
         }
-        LiveIndex { live, keys }
     }
 
     fn get(&self, id: &ObjectId) -> Option<&'l Object> {
