@@ -131,8 +131,7 @@ impl Object {
 
     /// The API version without the group, e.g. `v1`.
     pub fn version(&self) -> &str {
-        let av = self.api_version();
-        av.rsplit_once('/').map(|(_, v)| v).unwrap_or(av)
+        version_of(self.api_version())
     }
 
     /// `kind`, e.g. `Deployment`.
@@ -358,8 +357,7 @@ impl Head<'_> {
 
     /// The API version without the group.
     pub(crate) fn version(&self) -> &str {
-        let av = self.api_version;
-        av.rsplit_once('/').map(|(_, v)| v).unwrap_or(av)
+        version_of(self.api_version)
     }
 
     /// The object's id.
@@ -371,6 +369,14 @@ impl Head<'_> {
             name: self.name.to_string(),
         }
     }
+}
+
+/// The version part of an `apiVersion` (`apps/v1` → `v1`, `v1` → `v1`).
+fn version_of(api_version: &str) -> &str {
+    api_version
+        .rsplit_once('/')
+        .map(|(_, v)| v)
+        .unwrap_or(api_version)
 }
 
 /// The group part of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).

@@ -30,19 +30,8 @@ impl fmt::Display for FieldPath {
             match seg {
                 Segment::Field(n) => write!(f, ".{n}")?,
                 Segment::Key(k) => {
-                    let parsed: Value = serde_json::from_str(k).unwrap_or(Value::Null);
-                    let parts: Vec<String> = parsed
-                        .as_object()
-                        .map(|m| {
-                            m.iter()
-                                .map(|(k, v)| match v {
-                                    Value::String(s) => format!("{k}={s}"),
-                                    other => format!("{k}={other}"),
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    write!(f, "[{}]", parts.join(","))?
+                    let fields: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
+                    write!(f, "[{}]", super::key_segment(&fields))?
                 }
                 Segment::Value(v) => write!(f, "[={v}]")?,
                 Segment::Index(i) => write!(f, "[{i}]")?,

@@ -166,22 +166,17 @@ fn equal(a: &Value, b: &Value) -> bool {
 }
 
 /// The entries of `desired` with the entry of `live` under the same key,
-/// if any. Both maps iterate in key order, so this is a merge join: no
-/// lookups.
+/// if any. Both maps iterate in key order, so a [`Seek`] cursor over
+/// `live` finds them in one pass: a merge join, no lookups.
 struct Joined<'v> {
     desired: serde_json::map::Iter<'v>,
-    live_map: &'v Map<String, Value>,
-    live: Option<serde_json::map::Iter<'v>>,
-    next_live: Option<(&'v String, &'v Value)>,
+    live: Seek<'v>,
 }
 
 fn joined<'v>(desired: &'v Map<String, Value>, live: &'v Map<String, Value>) -> Joined<'v> {
-    let mut entries = maps_are_sorted().then(|| live.iter());
     Joined {
         desired: desired.iter(),
-        live_map: live,
-        next_live: entries.as_mut().and_then(Iterator::next),
-        live: entries,
+        live: Seek::over(live),
     }
 }
 
@@ -191,20 +186,7 @@ impl<'v> Iterator for Joined<'v> {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (k, dv) = self.desired.next()?;
-        let Some(live) = self.live.as_mut() else {
-            return Some((k, dv, self.live_map.get(k)));
-        };
-        while let Some((lk, lv)) = self.next_live {
-            match lk.as_str().cmp(k.as_str()) {
-                std::cmp::Ordering::Less => self.next_live = live.next(),
-                std::cmp::Ordering::Equal => {
-                    self.next_live = live.next();
-                    return Some((k, dv, Some(lv)));
-                }
-                std::cmp::Ordering::Greater => break,
-            }
-        }
-        Some((k, dv, None))
+        Some((k, dv, self.live.get(k)))
     }
 }
 
@@ -226,12 +208,29 @@ fn covers(desired: &Value, live: &Value) -> bool {
     }
 }
 
-/// A `k:` key of `fieldsV1`, parsed: the fields that pick a list item, the
-/// path segment naming it (`name=app`), and whether it keys a port list.
+/// How a list item's key fields read in a path segment: `name=app`, or
+/// `containerPort=80,protocol=TCP`.
+fn key_segment(fields: &Map<String, Value>) -> String {
+    let mut segment = String::new();
+    for (n, (k, v)) in fields.iter().enumerate() {
+        if n > 0 {
+            segment.push(',');
+        }
+        segment.push_str(k);
+        segment.push('=');
+        match v {
+            Value::String(s) => segment.push_str(s),
+            other => segment.push_str(&other.to_string()),
+        }
+    }
+    segment
+}
+
+/// A `k:` key of `fieldsV1`, parsed: the fields that pick a list item, and
+/// whether it keys a port list.
 #[derive(Clone, Debug)]
 struct ListKey {
     fields: Map<String, Value>,
-    segment: String,
     is_port: bool,
 }
 
@@ -240,24 +239,8 @@ impl ListKey {
     /// object.
     fn parse(json: &str) -> Option<ListKey> {
         let fields: Map<String, Value> = serde_json::from_str(json).ok()?;
-        let mut segment = String::new();
-        for (n, (k, v)) in fields.iter().enumerate() {
-            if n > 0 {
-                segment.push(',');
-            }
-            segment.push_str(k);
-            segment.push('=');
-            match v {
-                Value::String(s) => segment.push_str(s),
-                other => segment.push_str(&other.to_string()),
-            }
-        }
         let is_port = fields.contains_key("containerPort") || fields.contains_key("port");
-        Some(ListKey {
-            fields,
-            segment,
-            is_port,
-        })
+        Some(ListKey { fields, is_port })
     }
 
     /// True when a list item has this key. Port lists (`containerPort` or
@@ -310,7 +293,20 @@ impl<'v> Seek<'v> {
         Seek { map, entries, next }
     }
 
-    /// The value under `key`, which must not be less than the last key asked.
+    /// A cursor over `map`'s entries.
+    #[inline]
+    fn over(map: &'v Map<String, Value>) -> Self {
+        let mut entries = maps_are_sorted().then(|| map.iter());
+        let next = entries.as_mut().and_then(Iterator::next);
+        Seek {
+            map: Some(map),
+            entries,
+            next,
+        }
+    }
+
+    /// The value under `key`, which must be greater than the last key asked.
+    #[inline]
     fn get(&mut self, key: &str) -> Option<&'v Value> {
         let Some(entries) = self.entries.as_mut() else {
             return self.map.and_then(|m| m.get(key));
@@ -318,7 +314,10 @@ impl<'v> Seek<'v> {
         while let Some((k, v)) = self.next {
             match k.as_str().cmp(key) {
                 std::cmp::Ordering::Less => self.next = entries.next(),
-                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Equal => {
+                    self.next = entries.next();
+                    return Some(v);
+                }
                 std::cmp::Ordering::Greater => return None,
             }
         }
@@ -368,37 +367,6 @@ impl<'l> Scratch<'l> {
             };
         }
         Some(cur)
-    }
-
-    /// `steps` as a drift path: `.spec.containers[name=app].image`.
-    fn render(&mut self, steps: &[Step<'l>]) -> String {
-        let mut path = String::new();
-        for step in steps {
-            match *step {
-                Step::Field(name) => {
-                    path.push('.');
-                    path.push_str(name);
-                }
-                Step::Key(json) => {
-                    path.push('[');
-                    if let Some(key) = self.list_key(json) {
-                        path.push_str(&key.segment);
-                    }
-                    path.push(']');
-                }
-                Step::Value(json) => {
-                    path.push_str("[=");
-                    path.push_str(json);
-                    path.push(']');
-                }
-                Step::Index(i) => {
-                    path.push('[');
-                    path.push_str(&i.to_string());
-                    path.push(']');
-                }
-            }
-        }
-        path
     }
 }
 
@@ -531,7 +499,7 @@ impl<'l> Walker<'_, 'l> {
             match d {
                 None => {
                     if let Some(l) = self.keys.resolve(live, steps) {
-                        let path = self.keys.render(steps);
+                        let path = FieldPath(steps.iter().map(Step::segment).collect()).to_string();
                         self.out.push(FieldChange {
                             path,
                             live: Some(l.clone()),
@@ -555,13 +523,24 @@ impl<'l> Walker<'_, 'l> {
 }
 
 /// One step of a `fieldsV1` path: `f:<name>`, `k:<json>`, `v:<json>` or
-/// `i:<index>`.
+/// `i:<index>`; a borrowed [`Segment`].
 #[derive(Clone, Copy)]
 enum Step<'l> {
     Field(&'l str),
     Key(&'l str),
     Value(&'l str),
     Index(usize),
+}
+
+impl Step<'_> {
+    fn segment(&self) -> Segment {
+        match *self {
+            Step::Field(name) => Segment::Field(name.to_string()),
+            Step::Key(json) => Segment::Key(json.to_string()),
+            Step::Value(json) => Segment::Value(json.to_string()),
+            Step::Index(i) => Segment::Index(i),
+        }
+    }
 }
 
 /// The drift between a desired object and its live counterpart.
@@ -880,7 +859,7 @@ mod tests {
         assert!(!paths.iter().any(|p| p.contains("port=80,")), "{paths:?}");
         // a UDP key never matches a port item without protocol (TCP)
         let want = ListKey::parse(r#"{"port":53,"protocol":"UDP"}"#).unwrap();
-        assert_eq!(want.segment, "port=53,protocol=UDP");
+        assert_eq!(key_segment(&want.fields), "port=53,protocol=UDP");
         assert!(!want.matches(&json!({"port": 53})));
         assert!(want.matches(&json!({"port": 53, "protocol": "UDP"})));
         let want = ListKey::parse(r#"{"port":53}"#).unwrap();
