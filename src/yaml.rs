@@ -409,6 +409,19 @@ pub fn load_documents(
     text: &str,
     limits: &YamlLimits,
 ) -> Result<Vec<Value>, YamlError> {
+    Ok(load_documents_at(file, text, limits)?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
+}
+
+/// Like [`load_documents`], with the 1-based line each document starts on
+/// (for errors about a document that parsed but is not what was expected).
+pub fn load_documents_at(
+    file: &str,
+    text: &str,
+    limits: &YamlLimits,
+) -> Result<Vec<(usize, Value)>, YamlError> {
     if text.len() > limits.max_bytes {
         return Err(YamlError::new(
             file,
@@ -434,7 +447,11 @@ pub fn load_documents(
         }
         let json = parse_json(file, &doc, offset, limits)?;
         if !json.is_null() {
-            out.push(json);
+            let first = doc
+                .lines()
+                .position(|l| !(l.trim().is_empty() || l.trim_start().starts_with('#')))
+                .unwrap_or(0);
+            out.push((offset + first + 1, json));
         }
     }
     Ok(out)

@@ -345,17 +345,33 @@ impl<'a> Builder<'a> {
             if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
                 continue;
             }
+            // Flux's generator lists every YAML file, and fails the build
+            // on one that does not decode as Kubernetes objects ("failed to
+            // decode Kubernetes YAML from <file>"): skipping it instead
+            // would turn a typo into a prune
+            let decode = |message: String| {
+                RenderError::new(&p, format!("failed to decode Kubernetes YAML: {message}"))
+            };
             let bytes = self.tree.read(&p).map_err(|e| path_err(&p, e))?;
-            let Ok(text) = std::str::from_utf8(bytes) else {
-                continue;
-            };
-            let Ok(docs) = crate::yaml::load_documents(&p, text, &self.opts.limits) else {
-                continue;
-            };
-            if docs.is_empty() {
-                continue;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| decode(format!("the file is not valid UTF-8 ({e})")))?;
+            let docs =
+                crate::yaml::load_documents_at(&p, text, &self.opts.limits).map_err(|e| {
+                    let mut err = decode(e.message);
+                    if let Some(line) = e.line {
+                        err.file = format!("{p}:{line}");
+                    }
+                    err
+                })?;
+            for (line, d) in &docs {
+                check_resource_doc(d).map_err(|e| {
+                    let mut err = decode(e.to_string());
+                    err.file = format!("{p}:{line}");
+                    err
+                })?;
             }
-            if docs.iter().all(|d| Object::new(d.clone()).is_ok()) {
+            // an empty file adds nothing, as in kustomize
+            if !docs.is_empty() {
                 out.push(rel);
             }
         }
@@ -1034,6 +1050,21 @@ fn same_cur_id(a: &Res, b: &Res) -> bool {
         && resource::ns_eq(a.namespace(), b.namespace())
 }
 
+/// Checks that a document is what [`push_doc`] accepts: an object, or a
+/// `List` kind whose items are.
+fn check_resource_doc(d: &Value) -> Result<(), crate::object::ObjectError> {
+    let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind.ends_with("List") {
+        if let Some(items) = d.get("items") {
+            return match items {
+                Value::Array(items) => items.iter().try_for_each(check_resource_doc),
+                _ => Ok(()),
+            };
+        }
+    }
+    crate::object::check_value(d)
+}
+
 /// Adds a document (expanding `List` kinds) to `out`.
 fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError> {
     let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
@@ -1295,8 +1326,52 @@ mod tests {
             ),
         ]);
         assert!(build(&t, "apps", &KustomizeOptions::default()).is_err());
+        // a YAML file that is not Kubernetes objects fails the build, as
+        // Flux's generator does
+        let e = build(&t, "apps", &KustomizeOptions::flux()).unwrap_err();
+        assert_eq!(e.file, "apps/notes.yaml:1", "{e}");
+        assert!(
+            e.message.contains("failed to decode Kubernetes YAML"),
+            "{e}"
+        );
+        let mut t = t;
+        t.remove("apps/notes.yaml");
+        t.insert_file("apps/empty.yaml", Vec::new()).unwrap();
+        t.insert_file(
+            "apps/list.yaml",
+            &b"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: l}\n"[..],
+        )
+        .unwrap();
         let out = build(&t, "apps", &KustomizeOptions::flux()).unwrap();
         let names: Vec<&str> = out.objects.iter().map(|o| o.name()).collect();
-        assert_eq!(names, ["c", "s-c", "y"]);
+        assert_eq!(names, ["c", "l", "s-c", "y"]);
+    }
+
+    /// The typo of issue 13: a dropped colon in a folder without a
+    /// kustomization fails the build naming the file and the line; it is
+    /// never skipped (a skipped file becomes a prune).
+    #[test]
+    fn flux_scan_fails_on_a_file_that_does_not_parse() {
+        let t = tree(&[
+            ("clusters/a.yaml", CM),
+            (
+                "clusters/apps.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  dependsOn\n    - name: infrastructure\n",
+            ),
+        ]);
+        let e = build(&t, "clusters", &KustomizeOptions::flux()).unwrap_err();
+        assert!(e.file.starts_with("clusters/apps.yaml:"), "{e}");
+        assert!(
+            e.message.contains("failed to decode Kubernetes YAML"),
+            "{e}"
+        );
+        let e = flux_generated_resources(&t, "clusters", &KustomizeOptions::flux()).unwrap_err();
+        assert!(e.file.starts_with("clusters/apps.yaml:"), "{e}");
+        let mut t = t;
+        t.insert_file("clusters/apps.yaml", &b"kind: ConfigMap\n\xff\n"[..])
+            .unwrap();
+        let e = build(&t, "clusters", &KustomizeOptions::flux()).unwrap_err();
+        assert_eq!(e.file, "clusters/apps.yaml", "{e}");
+        assert!(e.message.contains("UTF-8"), "{e}");
     }
 }
