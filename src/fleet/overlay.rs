@@ -5,7 +5,8 @@
 //! and `nameSuffix` are replaced by the Kustomization's `targetNamespace`,
 //! `namePrefix` and `nameSuffix`, and its `patches`, `images` and
 //! `components` are extended. When it has none, one is generated first: every
-//! YAML file holding Kubernetes objects becomes a resource, a subfolder with
+//! YAML file becomes a resource (one that does not decode as Kubernetes
+//! objects fails the build, naming the file and the line), a subfolder with
 //! its own kustomization file becomes a single resource, and any other
 //! subfolder is searched recursively.
 
@@ -172,8 +173,6 @@ mod tests {
             b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n".to_vec(),
         )
         .unwrap();
-        t.insert_file("apps/notes.yaml", b"just: data\n".to_vec())
-            .unwrap();
         t.insert_file(
             "apps/sub/b.yaml",
             b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n".to_vec(),
@@ -182,6 +181,12 @@ mod tests {
         t.insert_file("apps/kust/kustomization.yaml", b"resources: []\n".to_vec())
             .unwrap();
         let g = generate_kustomization(&t, "apps").unwrap();
+        // a YAML file that is not Kubernetes objects fails, as in Flux
+        let mut bad = t.clone();
+        bad.insert_file("apps/notes.yaml", b"just: data\n".to_vec())
+            .unwrap();
+        let e = generate_kustomization(&bad, "apps").unwrap_err();
+        assert_eq!(e.file, "apps/notes.yaml:1");
         assert_eq!(
             g["resources"],
             serde_json::json!(["a.yaml", "kust", "sub/b.yaml"])

@@ -172,10 +172,12 @@ pub fn build_with_overlay(
 }
 
 /// The `resources` of the kustomization Flux's kustomize-controller
-/// generates for folder `dir` when it has none: every YAML file holding
-/// Kubernetes objects, every subfolder with its own kustomization file as a
+/// generates for folder `dir` when it has none: every YAML file (empty ones
+/// add nothing), every subfolder with its own kustomization file as a
 /// single entry, other subfolders searched recursively. Paths are relative
-/// to `dir`, in tree order.
+/// to `dir`, in tree order. A YAML file that does not decode as Kubernetes
+/// objects is an error naming the file and the line, as Flux's generator
+/// fails the build on it ("failed to decode Kubernetes YAML").
 pub fn flux_generated_resources(
     tree: &Tree,
     dir: &str,
