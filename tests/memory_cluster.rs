@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use driftless::apply::faulty::FailureMode;
 use driftless::apply::memory::{Rollout, StateError};
-use driftless::apply::{Applier, ApplyError, ApplyOptions, FailingApplier, MemoryCluster};
+use driftless::apply::{Applier, ApplyError, ApplyOptions, Cause, FailingApplier, MemoryCluster};
 use driftless::plan::{Inventory, InventoryEntry};
 use driftless::{Object, ObjectId};
 use futures::executor::block_on;
@@ -163,7 +163,8 @@ fn namespaced_objects_need_their_namespace() {
         err,
         ApplyError::Invalid {
             subject: "ConfigMap/team-a/settings".into(),
-            message: "namespaces \"team-a\" not found".into()
+            message: "namespaces \"team-a\" not found".into(),
+            causes: vec![],
         }
     );
     assert_eq!(
@@ -449,6 +450,10 @@ fn conflicts_fail_unless_forced_and_kubectl_edits_are_taken_back() {
         ApplyError::Conflict {
             subject: "Deployment/default/web".into(),
             message: "Apply failed with 2 conflicts: conflicts with \"kubectl-edit\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"app\"].image".into(),
+            causes: vec![
+                Cause::new("FieldManagerConflict", ".spec.replicas", "conflict with \"kubectl-edit\" using apps/v1"),
+                Cause::new("FieldManagerConflict", ".spec.template.spec.containers[name=\"app\"].image", "conflict with \"kubectl-edit\" using apps/v1"),
+            ],
         }
     );
     assert!(!err.is_retryable());
@@ -480,6 +485,29 @@ fn conflicts_fail_unless_forced_and_kubectl_edits_are_taken_back() {
         message(&apply(&c, &d, &no_force()).unwrap_err()),
         "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas"
     );
+
+    // An Apply manager is named without its apiVersion, as the API server
+    // prints it.
+    let mut other = d.clone();
+    other.value_mut()["spec"]["replicas"] = json!(4);
+    let ssa_edit = ApplyOptions {
+        field_manager: "kubectl".into(),
+        ..flux()
+    };
+    apply(&c, &other, &ssa_edit).unwrap();
+    let err = apply(&c, &d, &no_force()).unwrap_err();
+    assert_eq!(
+        message(&err),
+        "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
+    );
+    assert_eq!(
+        err.causes(),
+        [Cause::new(
+            "FieldManagerConflict",
+            ".spec.replicas",
+            "conflict with \"kubectl\""
+        )]
+    );
 }
 
 #[test]
@@ -495,6 +523,11 @@ fn immutable_fields_are_rejected() {
         ApplyError::Invalid {
             subject: "Deployment/default/web".into(),
             message: "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"other\"}}: field is immutable".into(),
+            causes: vec![Cause::new(
+                "FieldValueInvalid",
+                "spec.selector",
+                "Invalid value: {\"matchLabels\":{\"app\":\"other\"}}: field is immutable"
+            )],
         }
     );
     // Dry-run sees the same error.

@@ -37,6 +37,33 @@ impl Default for ApplyOptions {
     }
 }
 
+/// One reason behind a refusal, as the API server lists it in a Status's
+/// `details.causes`: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// The machine-readable reason: `FieldValueInvalid`,
+    /// `FieldValueRequired`, `FieldValueForbidden`, `FieldValueNotSupported`,
+    /// `FieldManagerConflict`, ...
+    pub reason: String,
+    /// The field: `spec.selector` for validation, `.spec.replicas` (a
+    /// structured-merge-diff path) for apply conflicts.
+    pub field: String,
+    /// What is wrong, without the field: `Invalid value: 0: must be
+    /// greater than or equal to 1`, `conflict with "kubectl-edit"`.
+    pub message: String,
+}
+
+impl Cause {
+    /// A cause with the given reason, field and message.
+    pub fn new(reason: &str, field: &str, message: impl Into<String>) -> Self {
+        Cause {
+            reason: reason.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Why a cluster call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -49,6 +76,8 @@ pub enum ApplyError {
         subject: String,
         /// The server's message.
         message: String,
+        /// The fields at fault, when the server named them.
+        causes: Vec<Cause>,
     },
     /// The identity may not perform the call.
     #[error("{subject}: {message}")]
@@ -67,6 +96,9 @@ pub enum ApplyError {
         subject: String,
         /// The server's message.
         message: String,
+        /// For apply conflicts, one `FieldManagerConflict` per field and
+        /// manager; empty for a stale resourceVersion.
+        causes: Vec<Cause>,
     },
     /// The object does not exist.
     #[error("{subject}: not found")]
@@ -88,6 +120,14 @@ impl ApplyError {
     /// True when the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ApplyError::Unavailable { .. })
+    }
+
+    /// The fields the server named as the causes (empty when none).
+    pub fn causes(&self) -> &[Cause] {
+        match self {
+            ApplyError::Invalid { causes, .. } | ApplyError::Conflict { causes, .. } => causes,
+            _ => &[],
+        }
     }
 }
 

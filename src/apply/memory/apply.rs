@@ -5,11 +5,11 @@ use serde_json::{Map, Value};
 
 use super::fields::{self, Entry, FieldSet, Leaf};
 use super::validate::{
-    check_immutable_data, check_string_maps, fold_string_data, pointer_to_field, qualified_kind,
-    set_pointer, validate_crd, validate_name,
+    check_immutable_data, check_string_maps, fold_string_data, invalid_object, pointer_to_field,
+    qualified_kind, set_pointer, validate_crd, validate_name,
 };
 use super::{invalid, rbac, status, Prepared, State};
-use crate::apply::{ApplyError, ApplyOptions};
+use crate::apply::{ApplyError, ApplyOptions, Cause};
 use crate::object::{Object, ObjectId};
 
 /// Core kinds whose strategy sets `metadata.generation`, and the rest.
@@ -113,32 +113,80 @@ pub(super) fn metadata_mut(v: &mut Value) -> &mut Map<String, Value> {
     unreachable!("the value and its metadata were made maps above")
 }
 
-/// The API server's message for apply conflicts.
-pub(super) fn conflict_message(
+/// How the API server names a manager in conflict messages
+/// (apimachinery's `printManager`): `"name"`, `with subresource "status"`,
+/// and `using <apiVersion>` for Update managers.
+fn print_manager(e: &Entry) -> String {
+    let mut s = format!("{:?}", e.manager);
+    if let Some(sub) = &e.subresource {
+        s.push_str(&format!(" with subresource {sub:?}"));
+    }
+    if e.operation == "Update" {
+        s.push_str(&format!(" using {}", e.api_version));
+    }
+    s
+}
+
+/// The manager identifier structured-merge-diff sorts conflicts by: the
+/// entry's JSON without fields and time, and without the apiVersion of
+/// Apply entries.
+fn manager_identifier(e: &Entry) -> String {
+    let q = |s: &str| Value::String(s.to_string()).to_string();
+    let mut s = format!(
+        "{{\"manager\":{},\"operation\":{}",
+        q(&e.manager),
+        q(&e.operation)
+    );
+    if e.operation != "Apply" && !e.api_version.is_empty() {
+        s.push_str(&format!(",\"apiVersion\":{}", q(&e.api_version)));
+    }
+    if let Some(sub) = &e.subresource {
+        s.push_str(&format!(",\"subresource\":{}", q(sub)));
+    }
+    s.push('}');
+    s
+}
+
+/// The API server's apply conflict: the message, and one
+/// `FieldManagerConflict` cause per field and manager (managers sorted as
+/// the API server sorts them).
+pub(super) fn conflict_error(
+    subject: String,
     entries: &[Entry],
     conflicts: &[(usize, Vec<fields::Path>)],
-) -> String {
-    let total: usize = conflicts.iter().map(|(_, p)| p.len()).sum();
-    let who = |i: usize| {
-        entries
-            .get(i)
-            .map(|e| format!("{:?} using {}", e.manager, e.api_version))
-            .unwrap_or_default()
-    };
-    let body = match conflicts {
-        [(i, paths)] if paths.len() == 1 => format!(
+) -> ApplyError {
+    let mut sorted: Vec<(&Entry, &Vec<fields::Path>)> = conflicts
+        .iter()
+        .filter_map(|(i, paths)| entries.get(*i).map(|e| (e, paths)))
+        .collect();
+    sorted.sort_by_key(|(e, _)| manager_identifier(e));
+    let total: usize = sorted.iter().map(|(_, p)| p.len()).sum();
+    let causes = sorted
+        .iter()
+        .flat_map(|(e, paths)| {
+            paths.iter().map(|p| {
+                Cause::new(
+                    "FieldManagerConflict",
+                    &fields::path_string(p),
+                    format!("conflict with {}", print_manager(e)),
+                )
+            })
+        })
+        .collect();
+    let body = match sorted.as_slice() {
+        [(e, paths)] if paths.len() == 1 => format!(
             "conflict with {}: {}",
-            who(*i),
+            print_manager(e),
             paths
                 .first()
                 .map(|p| fields::path_string(p))
                 .unwrap_or_default()
         ),
-        _ => conflicts
+        _ => sorted
             .iter()
-            .map(|(i, paths)| {
-                let mut s = format!("conflicts with {}:", who(*i));
-                for p in paths {
+            .map(|(e, paths)| {
+                let mut s = format!("conflicts with {}:", print_manager(e));
+                for p in paths.iter() {
                     s.push_str(&format!("\n- {}", fields::path_string(p)));
                 }
                 s
@@ -146,10 +194,14 @@ pub(super) fn conflict_message(
             .collect::<Vec<_>>()
             .join("\n"),
     };
-    format!(
-        "Apply failed with {total} conflict{}: {body}",
-        if total == 1 { "" } else { "s" }
-    )
+    ApplyError::Conflict {
+        subject,
+        message: format!(
+            "Apply failed with {total} conflict{}: {body}",
+            if total == 1 { "" } else { "s" }
+        ),
+        causes,
+    }
 }
 
 impl State {
@@ -162,20 +214,11 @@ impl State {
         old: Option<&Value>,
         entries: &[Entry],
     ) -> Result<Prepared, ApplyError> {
-        let subject = id.subject();
         if id.group.is_empty() && id.kind == "Secret" {
             fold_string_data(&mut v);
         }
         if id.group == "apiextensions.k8s.io" && id.kind == "CustomResourceDefinition" {
-            validate_crd(&v).map_err(|m| {
-                invalid(
-                    &subject,
-                    format!(
-                        "CustomResourceDefinition.apiextensions.k8s.io \"{}\" is invalid: {m}",
-                        id.name
-                    ),
-                )
-            })?;
+            validate_crd(&v).map_err(|m| invalid_object(id, &[m]))?;
         }
         if id.group.is_empty() && id.kind == "Namespace" {
             let md = metadata_mut(&mut v);
@@ -190,16 +233,7 @@ impl State {
             }
         }
         if let Some(old) = old {
-            check_immutable_data(id, old, &v).map_err(|m| {
-                invalid(
-                    &subject,
-                    format!(
-                        "{} \"{}\" is invalid: {m}",
-                        qualified_kind(&id.group, &id.kind),
-                        id.name
-                    ),
-                )
-            })?;
+            check_immutable_data(id, old, &v).map_err(|m| invalid_object(id, &[m]))?;
         }
         // Immutable fields.
         if let Some(old) = old {
@@ -209,15 +243,12 @@ impl State {
                 };
                 match v.pointer(ptr) {
                     Some(after) if after != before => {
-                        return Err(invalid(
-                            &subject,
-                            format!(
-                                "{} \"{}\" is invalid: {}: Invalid value: {}: field is immutable",
-                                qualified_kind(&id.group, &id.kind),
-                                id.name,
-                                pointer_to_field(ptr),
-                                after
-                            ),
+                        return Err(invalid_object(
+                            id,
+                            &[format!(
+                                "{}: Invalid value: {after}: field is immutable",
+                                pointer_to_field(ptr)
+                            )],
                         ));
                     }
                     Some(_) => {}
@@ -301,16 +332,7 @@ impl State {
         }
         let id = self.normalize(&object.id());
         let subject = id.subject();
-        validate_name(group, kind, &id.name).map_err(|m| {
-            invalid(
-                &subject,
-                format!(
-                    "{} \"{}\" is invalid: {m}",
-                    qualified_kind(group, kind),
-                    id.name
-                ),
-            )
-        })?;
+        validate_name(group, kind, &id.name).map_err(|m| invalid_object(&id, &[m]))?;
         if opts.field_manager.is_empty() {
             return Err(invalid(
                 &subject,
@@ -350,6 +372,7 @@ impl State {
             if live_rv != Some(rv) {
                 return Err(ApplyError::Conflict {
                     subject,
+                    causes: Vec::new(),
                     message: format!(
                         "Operation cannot be fulfilled on {}{} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
                         self.resource_of(group, kind),
@@ -433,10 +456,7 @@ impl State {
                 }
                 if !conflicts.is_empty() {
                     if !opts.force_conflicts {
-                        return Err(ApplyError::Conflict {
-                            subject,
-                            message: conflict_message(&entries, &conflicts),
-                        });
+                        return Err(conflict_error(subject, &entries, &conflicts));
                     }
                     for (i, paths) in &conflicts {
                         if let Some(e) = entries.get_mut(*i) {

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::rbac;
+use crate::apply::{ApplyError, Cause};
 use crate::object::ObjectId;
 
 /// `Kind.group` as the API server names a kind in validation messages.
@@ -13,6 +14,55 @@ pub(super) fn qualified_kind(group: &str, kind: &str) -> String {
         kind.to_string()
     } else {
         format!("{kind}.{group}")
+    }
+}
+
+/// The cause reasons of Kubernetes' field error types, by the words their
+/// messages start with (`field.ErrorType`'s strings).
+const FIELD_ERROR_REASONS: &[(&str, &str)] = &[
+    ("Invalid value", "FieldValueInvalid"),
+    ("Required value", "FieldValueRequired"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Not found", "FieldValueNotFound"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+    ("Invalid type", "FieldValueTypeInvalid"),
+    ("Internal error", "InternalError"),
+];
+
+/// The [`Cause`] of one field error as the API server prints it
+/// (`spec.selector: Invalid value: {...}: field is immutable`): the field,
+/// the rest as the message, and the reason its first words name.
+pub(super) fn cause_of(error: &str) -> Cause {
+    let (field, body) = match error.split_once(": ") {
+        Some((f, b)) if !f.is_empty() && !f.contains(' ') => (f, b),
+        _ => ("", error),
+    };
+    let reason = FIELD_ERROR_REASONS
+        .iter()
+        .find(|(words, _)| body.starts_with(words))
+        .map_or("FieldValueInvalid", |(_, r)| r);
+    Cause::new(reason, field, body)
+}
+
+/// The API server's `Kind.group "name" is invalid: ...` for field errors
+/// (one error as is, several in brackets joined by `, `), with one cause
+/// per error.
+pub(super) fn invalid_object(id: &ObjectId, errors: &[String]) -> ApplyError {
+    let shown = match errors {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    };
+    ApplyError::Invalid {
+        subject: id.subject(),
+        message: format!(
+            "{} \"{}\" is invalid: {shown}",
+            qualified_kind(&id.group, &id.kind),
+            id.name
+        ),
+        causes: errors.iter().map(|e| cause_of(e)).collect(),
     }
 }
 
