@@ -164,7 +164,7 @@ fn namespaced_objects_need_their_namespace() {
         ApplyError::Invalid {
             subject: "ConfigMap/team-a/settings".into(),
             message: "namespaces \"team-a\" not found".into(),
-            causes: vec![],
+            causes: Box::default(),
         }
     );
     assert_eq!(
@@ -450,10 +450,10 @@ fn conflicts_fail_unless_forced_and_kubectl_edits_are_taken_back() {
         ApplyError::Conflict {
             subject: "Deployment/default/web".into(),
             message: "Apply failed with 2 conflicts: conflicts with \"kubectl-edit\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"app\"].image".into(),
-            causes: vec![
+            causes: Box::new([
                 Cause::new("FieldManagerConflict", ".spec.replicas", "conflict with \"kubectl-edit\" using apps/v1"),
                 Cause::new("FieldManagerConflict", ".spec.template.spec.containers[name=\"app\"].image", "conflict with \"kubectl-edit\" using apps/v1"),
-            ],
+            ]),
         }
     );
     assert!(!err.is_retryable());
@@ -523,11 +523,11 @@ fn immutable_fields_are_rejected() {
         ApplyError::Invalid {
             subject: "Deployment/default/web".into(),
             message: "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"other\"}}: field is immutable".into(),
-            causes: vec![Cause::new(
+            causes: Box::new([Cause::new(
                 "FieldValueInvalid",
                 "spec.selector",
                 "Invalid value: {\"matchLabels\":{\"app\":\"other\"}}: field is immutable"
-            )],
+            )]),
         }
     );
     // Dry-run sees the same error.

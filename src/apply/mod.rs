@@ -77,7 +77,7 @@ pub enum ApplyError {
         /// The server's message.
         message: String,
         /// The fields at fault, when the server named them.
-        causes: Vec<Cause>,
+        causes: Box<[Cause]>,
     },
     /// The identity may not perform the call.
     #[error("{subject}: {message}")]
@@ -98,7 +98,7 @@ pub enum ApplyError {
         message: String,
         /// For apply conflicts, one `FieldManagerConflict` per field and
         /// manager; empty for a stale resourceVersion.
-        causes: Vec<Cause>,
+        causes: Box<[Cause]>,
     },
     /// The object does not exist.
     #[error("{subject}: not found")]

@@ -372,7 +372,7 @@ impl State {
             if live_rv != Some(rv) {
                 return Err(ApplyError::Conflict {
                     subject,
-                    causes: Vec::new(),
+                    causes: Box::default(),
                     message: format!(
                         "Operation cannot be fulfilled on {}{} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
                         self.resource_of(group, kind),

@@ -192,7 +192,7 @@ fn invalid(subject: &str, message: impl Into<String>) -> ApplyError {
     ApplyError::Invalid {
         subject: subject.to_string(),
         message: message.into(),
-        causes: Vec::new(),
+        causes: Box::default(),
     }
 }
 
