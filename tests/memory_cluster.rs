@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use driftless::apply::faulty::FailureMode;
 use driftless::apply::memory::{Rollout, StateError};
-use driftless::apply::{Applier, ApplyError, ApplyOptions, Cause, FailingApplier, MemoryCluster};
+use driftless::apply::{
+    Applier, ApplyError, ApplyOptions, Cause, Causes, FailingApplier, MemoryCluster,
+};
 use driftless::plan::{Inventory, InventoryEntry};
 use driftless::{Object, ObjectId};
 use futures::executor::block_on;
@@ -164,7 +166,7 @@ fn namespaced_objects_need_their_namespace() {
         ApplyError::Invalid {
             subject: "ConfigMap/team-a/settings".into(),
             message: "namespaces \"team-a\" not found".into(),
-            causes: Box::default(),
+            causes: Causes::default(),
         }
     );
     assert_eq!(
@@ -450,7 +452,7 @@ fn conflicts_fail_unless_forced_and_kubectl_edits_are_taken_back() {
         ApplyError::Conflict {
             subject: "Deployment/default/web".into(),
             message: "Apply failed with 2 conflicts: conflicts with \"kubectl-edit\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"app\"].image".into(),
-            causes: Box::new([
+            causes: Causes::new(vec![
                 Cause::new("FieldManagerConflict", ".spec.replicas", "conflict with \"kubectl-edit\" using apps/v1"),
                 Cause::new("FieldManagerConflict", ".spec.template.spec.containers[name=\"app\"].image", "conflict with \"kubectl-edit\" using apps/v1"),
             ]),
@@ -523,7 +525,7 @@ fn immutable_fields_are_rejected() {
         ApplyError::Invalid {
             subject: "Deployment/default/web".into(),
             message: "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"other\"}}: field is immutable".into(),
-            causes: Box::new([Cause::new(
+            causes: Causes::new(vec![Cause::new(
                 "FieldValueInvalid",
                 "spec.selector",
                 "Invalid value: {\"matchLabels\":{\"app\":\"other\"}}: field is immutable"

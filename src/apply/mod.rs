@@ -64,6 +64,46 @@ impl Cause {
     }
 }
 
+/// The causes of a refusal ([`ApplyError::causes`]): a list of [`Cause`]s
+/// behind one thin pointer, so that `ApplyError` and the errors holding it
+/// stay small. Dereferences to `[Cause]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Causes(
+    // A Box<Vec> is one pointer wide; a Vec or a Box<[Cause]> would grow
+    // every error that holds an ApplyError.
+    #[allow(clippy::box_collection)] Option<Box<Vec<Cause>>>,
+);
+
+impl Causes {
+    /// The given causes.
+    pub fn new(causes: Vec<Cause>) -> Self {
+        if causes.is_empty() {
+            Causes(None)
+        } else {
+            Causes(Some(Box::new(causes)))
+        }
+    }
+}
+
+impl std::ops::Deref for Causes {
+    type Target = [Cause];
+    fn deref(&self) -> &[Cause] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl From<Vec<Cause>> for Causes {
+    fn from(causes: Vec<Cause>) -> Self {
+        Causes::new(causes)
+    }
+}
+
+impl FromIterator<Cause> for Causes {
+    fn from_iter<I: IntoIterator<Item = Cause>>(iter: I) -> Self {
+        Causes::new(iter.into_iter().collect())
+    }
+}
+
 /// Why a cluster call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -77,7 +117,7 @@ pub enum ApplyError {
         /// The server's message.
         message: String,
         /// The fields at fault, when the server named them.
-        causes: Box<[Cause]>,
+        causes: Causes,
     },
     /// The identity may not perform the call.
     #[error("{subject}: {message}")]
@@ -98,7 +138,7 @@ pub enum ApplyError {
         message: String,
         /// For apply conflicts, one `FieldManagerConflict` per field and
         /// manager; empty for a stale resourceVersion.
-        causes: Box<[Cause]>,
+        causes: Causes,
     },
     /// The object does not exist.
     #[error("{subject}: not found")]

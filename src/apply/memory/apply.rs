@@ -9,7 +9,7 @@ use super::validate::{
     qualified_kind, set_pointer, validate_crd, validate_name,
 };
 use super::{invalid, rbac, status, Prepared, State};
-use crate::apply::{ApplyError, ApplyOptions, Cause};
+use crate::apply::{ApplyError, ApplyOptions, Cause, Causes};
 use crate::object::{Object, ObjectId};
 
 /// Core kinds whose strategy sets `metadata.generation`, and the rest.
@@ -372,7 +372,7 @@ impl State {
             if live_rv != Some(rv) {
                 return Err(ApplyError::Conflict {
                     subject,
-                    causes: Box::default(),
+                    causes: Causes::default(),
                     message: format!(
                         "Operation cannot be fulfilled on {}{} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
                         self.resource_of(group, kind),

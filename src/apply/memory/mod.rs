@@ -63,7 +63,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use crate::apply::{Applier, ApplyError, ApplyOptions};
+use crate::apply::{Applier, ApplyError, ApplyOptions, Causes};
 use crate::object::{Object, ObjectId};
 use crate::plan::Inventory;
 use crate::schema::Schema;
@@ -192,7 +192,7 @@ fn invalid(subject: &str, message: impl Into<String>) -> ApplyError {
     ApplyError::Invalid {
         subject: subject.to_string(),
         message: message.into(),
-        causes: Box::default(),
+        causes: Causes::default(),
     }
 }
 
