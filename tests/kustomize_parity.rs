@@ -183,6 +183,21 @@ fn kubectl_kustomize_parity() {
     });
     let mut failures = failures.into_inner().unwrap();
     failures.sort();
+    // the guide's case count stays true
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kustomize-parity.md"),
+    )
+    .unwrap()
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(" ");
+    let n = cases.len();
+    for claim in [format!("({n} cases"), format!("{n} of {n} cases agree")] {
+        assert!(
+            doc.contains(&claim),
+            "docs/kustomize-parity.md must say {claim:?} ({n} cases)"
+        );
+    }
     assert!(
         failures.is_empty(),
         "{} of {} cases disagree with kubectl kustomize:\n\n{}",

@@ -602,6 +602,9 @@ impl<'a> Builder<'a> {
         }
         let mut paths: Vec<String> = Vec::with_capacity(count);
         for entry in k.resources.iter().chain(k.bases.iter()) {
+            // an entry that is remote, a folder or a bad path is not
+            // preloaded; [`Builder::accumulate`] meets it in list order and
+            // fails on it there, so no error is lost
             if is_remote(entry) {
                 continue;
             }
@@ -819,6 +822,18 @@ impl<'a> Builder<'a> {
         let annotation_specs = config::annotations();
         let mut images = k.images.clone();
         images.extend(k.image_tags.iter().cloned());
+        // kustomize matches an image name as a regular expression and
+        // crashes on one that does not compile (kubectl exits 2); refuse it
+        // here, naming the file and the field, rather than match nothing
+        for img in &images {
+            transform::image_pattern(&img.name).map_err(|e| {
+                RenderError::new(
+                    file,
+                    format!("images: name {:?} is not a valid pattern: {e}", img.name),
+                )
+                .with_field("images")
+            })?;
+        }
         let images_with_the_rest = k.patches_json6902.is_empty();
         let namespace = k.namespace.as_deref().filter(|s| !s.is_empty());
         let prefix = k.name_prefix.as_deref().unwrap_or_default();
@@ -1072,6 +1087,8 @@ fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError>
     let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
     if kind.ends_with("List") && d.get("items").is_some() {
         if let Value::Object(mut map) = d {
+            // kustomize drops a List whose `items` is not a sequence (the
+            // parity case `res-list-items-not-a-sequence`)
             if let Some(Value::Array(items)) = map.remove("items") {
                 for it in items {
                     push_doc(it, file, out)?;
@@ -1088,7 +1105,9 @@ fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError>
 }
 
 /// The subject of the one object in an encrypted file, when its kind and
-/// name are stored in plaintext (SOPS with `encrypted_regex`).
+/// name are stored in plaintext (SOPS with `encrypted_regex`). Only names
+/// the object in a decryption error, so a file that does not parse names
+/// none (the error itself is kept).
 fn readable_subject(path: &str, raw: &str, limits: &crate::yaml::YamlLimits) -> Option<String> {
     let docs = crate::yaml::load_documents(path, raw, limits).ok()?;
     let [doc] = docs.as_slice() else { return None };

@@ -261,12 +261,17 @@ fn update_containers(v: &mut Value, img: &Image, re: &Option<regex::Regex>) {
     }
 }
 
+/// kustomize's pattern for an `images` entry's name (`IsImageMatched`).
+pub(crate) fn image_pattern(name: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^{name}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$"))
+}
+
 /// Rewrites container images (anywhere in the object) and image volumes.
 pub(crate) fn images(res: &mut [Res], images: &[Image]) {
     let specs = config::images();
     for img in images {
-        let re =
-            regex::Regex::new(&format!("^{}(@sha256)?(:[a-zA-Z0-9_.{{}}-]*)?$", img.name)).ok();
+        // the builder refused a name that does not compile
+        let re = image_pattern(&img.name).ok();
         for r in res.iter_mut() {
             update_containers(&mut r.value, img, &re);
             for fs in &specs {
@@ -305,7 +310,7 @@ pub(crate) fn replicas(
                 }
                 found = true;
                 let count = Value::from(rep.count);
-                visit::<()>(
+                let set = visit::<std::convert::Infallible>(
                     &mut r.value,
                     &fs.path,
                     Some(&count),
@@ -313,8 +318,10 @@ pub(crate) fn replicas(
                         *v = Value::from(rep.count);
                         Ok(())
                     },
-                )
-                .ok();
+                );
+                if let Err(never) = set {
+                    match never {}
+                }
             }
         }
         if !found {
