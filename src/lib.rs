@@ -65,6 +65,7 @@ pub mod diff;
 pub mod fleet;
 pub mod flux;
 pub mod health;
+mod hint;
 pub mod image;
 pub mod object;
 mod par;

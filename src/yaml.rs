@@ -468,7 +468,23 @@ pub fn from_str<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Resul
         ));
     }
     let json = parse_json(file, text, 0, &limits)?;
-    serde_json::from_value(json).map_err(|e| YamlError::new(file, None, e.to_string()))
+    serde_json::from_value(json).map_err(|e| {
+        YamlError::new(
+            file,
+            error_line::<T>(text),
+            crate::hint::unknown_field(&e.to_string()),
+        )
+    })
+}
+
+/// The 1-based line where reading `text` as a `T` fails (an unknown field,
+/// a wrong type), found by reading the text itself again; for error
+/// messages of text that already parsed as YAML within the limits.
+pub fn error_line<T: serde::de::DeserializeOwned>(text: &str) -> Option<usize> {
+    backend::from_str::<T>(text)
+        .err()
+        .and_then(|e| e.location())
+        .map(|l| l.line())
 }
 
 /// Parses one YAML document into `T` keeping the order of map keys as
@@ -495,12 +511,23 @@ pub fn from_str_in_order<T: serde::de::DeserializeOwned>(
 
 /// Emits one value as a YAML document (keys in the value's order, which is
 /// sorted for `serde_json::Value`), the way `kubectl kustomize` prints it.
+///
+/// For display: a value the backend cannot emit (none of
+/// `serde_json::Value`'s, whose keys are strings) prints as an empty
+/// document. What is written to disk goes through [`try_to_string`].
 pub fn to_string<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    let mut out = backend::to_string(value).unwrap_or_default();
+    try_to_string(value).unwrap_or_else(|_| "\n".to_string())
+}
+
+/// [`to_string`], failing instead of printing an empty document when the
+/// backend cannot emit the value.
+pub fn try_to_string<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, YamlError> {
+    let mut out =
+        backend::to_string(value).map_err(|e| YamlError::new("<output>", None, e.to_string()))?;
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    out
+    Ok(out)
 }
 
 /// Emits values as a multi-document stream separated by `---` lines.

@@ -1024,6 +1024,8 @@ fn corrupt_state_is_an_error_naming_the_file() {
         "{err}"
     );
     assert!(err.to_string().contains(&file.display().to_string()));
+    // the line of the YAML error
+    assert!(err.to_string().contains(": line 3: "), "{err}");
 
     // An object in the wrong file.
     fs::write(&file, good.replace("name: settings", "name: other")).unwrap();
@@ -1049,6 +1051,20 @@ fn corrupt_state_is_an_error_naming_the_file() {
     let err = MemoryCluster::open(dir.path()).unwrap_err();
     assert!(
         matches!(&err, StateError::Corrupt { path, .. } if path == &meta),
+        "{err}"
+    );
+    // an unknown field: its line, and the field it may have meant
+    fs::write(
+        &meta,
+        format!(
+            "format: {}\nresourceVersion: 1\nuidCountr: 1\n",
+            "driftless.memory-cluster/v1"
+        ),
+    )
+    .unwrap();
+    let err = MemoryCluster::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains(": line 3: unknown field `uidCountr` (did you mean `uidCounter`?)"),
         "{err}"
     );
 

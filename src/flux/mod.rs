@@ -92,7 +92,7 @@ impl<S: DeserializeOwned> FluxObject<S> {
                 } else {
                     field
                 },
-                message: e.into_inner().to_string(),
+                message: crate::hint::unknown_field(&e.into_inner().to_string()),
             }
         })
     }

@@ -78,10 +78,13 @@ impl OpenPgpVerifier {
     pub fn from_dir(dir: &Path, mode: VerifyMode) -> Result<Self, VerifyError> {
         let io =
             |p: &Path, e: std::io::Error| VerifyError::InvalidKeys(format!("{}: {e}", p.display()));
-        let mut files: Vec<_> = std::fs::read_dir(dir)
+        // an entry that cannot be listed is an error, never a key dropped
+        let entries = std::fs::read_dir(dir)
             .map_err(|e| io(dir, e))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
+            .map(|e| e.map(|e| e.path()).map_err(|e| io(dir, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut files: Vec<_> = entries
+            .into_iter()
             .filter(|p| {
                 p.is_file()
                     && !p

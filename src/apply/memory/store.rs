@@ -76,6 +76,24 @@ fn corrupt(path: &Path, message: impl Into<String>) -> StateError {
     }
 }
 
+/// A state file that does not parse, with the line when the parser knows
+/// it.
+fn unparsable(path: &Path, e: crate::yaml::YamlError) -> StateError {
+    match e.line {
+        Some(line) => corrupt(path, format!("line {line}: {}", e.message)),
+        None => corrupt(path, e.message),
+    }
+}
+
+/// The text of a state file; never an empty file in place of a value the
+/// YAML backend cannot emit.
+fn emit(path: &Path, value: &Value) -> Result<String, StateError> {
+    crate::yaml::try_to_string(value).map_err(|e| StateError::Io {
+        path: path.to_path_buf(),
+        message: format!("cannot write the state: {}", e.message),
+    })
+}
+
 /// Percent-encodes everything but `[A-Za-z0-9.-]`, so an owner key is one
 /// safe file name.
 fn encode_owner(owner: &str) -> String {
@@ -118,7 +136,7 @@ impl Store {
     fn load(&self, meta_path: &Path) -> Result<Loaded, StateError> {
         let text = fs::read_to_string(meta_path).map_err(|e| io_err(meta_path, e))?;
         let meta: Meta = crate::yaml::from_str(&meta_path.display().to_string(), &text)
-            .map_err(|e| corrupt(meta_path, e.message))?;
+            .map_err(|e| unparsable(meta_path, e))?;
         if meta.format != FORMAT {
             return Err(corrupt(
                 meta_path,
@@ -143,7 +161,7 @@ impl Store {
             for file in files {
                 let text = fs::read_to_string(&file).map_err(|e| io_err(&file, e))?;
                 let inv: InventoryFile = crate::yaml::from_str(&file.display().to_string(), &text)
-                    .map_err(|e| corrupt(&file, e.message))?;
+                    .map_err(|e| unparsable(&file, e))?;
                 let expected = self.inventory_path(&inv.owner);
                 if expected != file {
                     return Err(corrupt(
@@ -173,7 +191,7 @@ impl Store {
     fn load_object(&self, file: &Path) -> Result<(ObjectId, Value), StateError> {
         let text = fs::read_to_string(file).map_err(|e| io_err(file, e))?;
         let value: Value = crate::yaml::from_str(&file.display().to_string(), &text)
-            .map_err(|e| corrupt(file, e.message))?;
+            .map_err(|e| unparsable(file, e))?;
         let object = Object::new(value).map_err(|e| corrupt(file, e.to_string()))?;
         let id = object.id();
         let expected = self.object_path(&id);
@@ -226,15 +244,14 @@ impl Store {
     pub(crate) fn write_meta(&self, meta: &Meta) -> Result<(), StateError> {
         let value =
             serde_json::to_value(meta).map_err(|e| corrupt(&self.dir.join(META), e.to_string()))?;
-        self.write_atomic(&self.dir.join(META), &crate::yaml::to_string(&value))
+        let path = self.dir.join(META);
+        self.write_atomic(&path, &emit(&path, &value)?)
     }
 
     /// Writes one object.
     pub(crate) fn write_object(&self, id: &ObjectId, value: &Value) -> Result<(), StateError> {
-        self.write_atomic(
-            &self.object_path(id),
-            &crate::yaml::to_string(&sorted(value)),
-        )
+        let path = self.object_path(id);
+        self.write_atomic(&path, &emit(&path, &sorted(value))?)
     }
 
     /// Removes one object's file.
@@ -259,7 +276,7 @@ impl Store {
             entries: inv.entries.clone(),
         };
         let value = serde_json::to_value(&file).map_err(|e| corrupt(&path, e.to_string()))?;
-        self.write_atomic(&path, &crate::yaml::to_string(&value))
+        self.write_atomic(&path, &emit(&path, &value)?)
     }
 
     /// Write to a temporary file in the same folder, fsync, rename, fsync

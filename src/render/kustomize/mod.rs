@@ -1188,7 +1188,17 @@ pub fn parse_kustomization(file: &str, text: &str) -> Result<Kustomization, Rend
             .strip_prefix("unknown field `")
             .and_then(|s| s.split('`').next())
             .map(str::to_string);
-        let mut err = RenderError::new(file, format!("invalid Kustomization: {msg}"));
+        let at = match crate::yaml::error_line::<Kustomization>(text) {
+            Some(line) => format!("{file}:{line}"),
+            None => file.to_string(),
+        };
+        let mut err = RenderError::new(
+            at,
+            format!(
+                "invalid Kustomization: {}",
+                crate::hint::unknown_field(&msg)
+            ),
+        );
         if let Some(f) = field {
             err = err.with_field(f);
         }
@@ -1220,8 +1230,12 @@ mod tests {
             ("k/cm.yaml", CM),
         ]);
         let e = build(&t, "k", &KustomizeOptions::default()).unwrap_err();
-        assert_eq!(e.file, "k/kustomization.yaml");
+        assert_eq!(e.file, "k/kustomization.yaml:2");
         assert_eq!(e.field.as_deref(), Some("namePrefx"));
+        assert_eq!(
+            e.message,
+            "invalid Kustomization: unknown field `namePrefx` (did you mean `namePrefix`?)"
+        );
     }
 
     #[test]
