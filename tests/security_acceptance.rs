@@ -129,7 +129,13 @@ fn plaintext_secret_is_refused() {
         false,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("Secret/gen"), "{err}");
+    // named as it is built: the generated Secret, with its hash suffix
+    assert!(
+        err.to_string()
+            .contains("app/kustomization.yaml: Secret/apps/gen-"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("hunter2"), "{err}");
     nothing_applied(&cluster);
 
     // the host may allow a path explicitly

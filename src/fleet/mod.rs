@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info_span;
 
 use crate::apply::Applier;
-use crate::flux::substitute::{check_names, substitute_objects};
+use crate::flux::substitute::{check_names, substitute_rendered};
 use crate::flux::{format_duration, GitRepository, Kustomization, SOURCE_GROUP};
 use crate::health::{health, Status};
 use crate::object::{Object, ObjectId};
@@ -992,9 +992,9 @@ impl FleetContext<'_> {
             );
             return outcome(result, Vec::new(), self.clock);
         }
-        let mut objects = rendered.objects;
+        let mut rendered = rendered;
         if let Some(cm) = &k.spec.common_metadata {
-            for o in &mut objects {
+            for o in &mut rendered.objects {
                 for (key, v) in &cm.labels {
                     o.set_metadata_entry("labels", key, v);
                 }
@@ -1003,10 +1003,13 @@ impl FleetContext<'_> {
                 }
             }
         }
+        // post-build substitution, then the plaintext-Secret rule again on
+        // its output (a variable may make a Secret or fill one)
         if let Some(pb) = &k.spec.post_build {
             match self.substitution_vars(k, pb).await {
-                Ok(vars) => match substitute_objects(objects, &vars, options.strict_substitution) {
-                    Ok(o) => objects = o,
+                Ok(vars) => match substitute_rendered(rendered, &vars, options.strict_substitution)
+                {
+                    Ok(r) => rendered = r,
                     Err(e) => {
                         result.reason = reason::BUILD_FAILED.to_string();
                         result.message = e.to_string();
@@ -1020,6 +1023,7 @@ impl FleetContext<'_> {
                 }
             }
         }
+        let mut objects = rendered.objects;
         for o in &mut objects {
             o.set_metadata_entry("labels", NAME_LABEL, &k.metadata.name);
             o.set_metadata_entry("labels", NAMESPACE_LABEL, &k.metadata.namespace);

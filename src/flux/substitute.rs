@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::object::Object;
+use crate::render::{RenderError, Rendered};
 use crate::yaml;
 
 /// The annotation that turns substitution off for one object.
@@ -226,29 +227,104 @@ pub fn substitute_objects(
 ) -> Result<Vec<Object>, SubstituteError> {
     let mut out = Vec::with_capacity(objects.len());
     for o in objects {
-        let subject = o.id().subject();
-        let err = |message: String| SubstituteError {
-            subject: subject.clone(),
-            message,
-        };
-        if o.annotation(SUBSTITUTE_ANNOTATION)
-            .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
-        {
-            out.push(o);
-            continue;
-        }
-        let text = yaml::to_string(o.value());
-        if !text.contains("${") {
-            out.push(o);
-            continue;
-        }
-        let replaced = substitute(&text, vars, strict).map_err(err)?;
-        let mut value: serde_json::Value =
-            yaml::from_str(&subject, &replaced).map_err(|e| err(e.message))?;
-        keep_string_maps(o.value(), &mut value, vars, strict).map_err(err)?;
-        out.push(Object::new(value).map_err(|e| err(e.to_string()))?);
+        out.push(substitute_object(o, vars, strict)?.0);
     }
     Ok(out)
+}
+
+/// Substitutes variables in the objects of a render, as
+/// [`substitute_objects`] does, and then runs the render's
+/// plaintext-Secret rule again on the result.
+///
+/// Flux substitutes after SOPS decryption, so a variable can turn a
+/// ConfigMap into a Secret (`kind: ${KIND}`) or put a value from outside
+/// SOPS into a Secret: the rule sees the substituted objects. In the
+/// record of what SOPS decrypted, keys (clear in a SOPS file) are
+/// substituted like the objects; a decrypted value stays sealed only when
+/// substitution leaves it as it is, or changes it using nothing but its
+/// own text (`$${x}` escapes, `${x:=default}` defaults of unset
+/// variables): a variable's value is not ciphertext.
+pub fn substitute_rendered(
+    rendered: Rendered,
+    vars: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<Rendered, SubstituteFailure> {
+    let Rendered {
+        objects,
+        warnings,
+        mut secrets,
+    } = rendered;
+    let mut out = Vec::with_capacity(objects.len());
+    let no_vars = BTreeMap::new();
+    for (i, o) in objects.into_iter().enumerate() {
+        let (o, changed) = substitute_object(o, vars, strict)?;
+        if changed {
+            if let Some(origin) = secrets.origins.get_mut(i) {
+                let subject = o.id().subject();
+                let sealed = std::mem::take(&mut origin.sealed);
+                origin.sealed = sealed.try_map(|_, key, v| {
+                    let key =
+                        substitute(&key, vars, strict).map_err(|message| SubstituteError {
+                            subject: subject.clone(),
+                            message,
+                        })?;
+                    let v = match &v {
+                        serde_json::Value::String(s) => substitute(s, &no_vars, true)
+                            .map(serde_json::Value::String)
+                            .unwrap_or(v),
+                        _ => v,
+                    };
+                    Ok::<_, SubstituteError>((key, v))
+                })?;
+            }
+        }
+        out.push(o);
+    }
+    secrets.check(&out)?;
+    Ok(Rendered {
+        objects: out,
+        warnings,
+        secrets,
+    })
+}
+
+/// Why [`substitute_rendered`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubstituteFailure {
+    /// A variable could not be substituted.
+    #[error(transparent)]
+    Substitute(#[from] SubstituteError),
+    /// The substituted objects break the plaintext-Secret rule.
+    #[error(transparent)]
+    Plaintext(#[from] RenderError),
+}
+
+/// One object, substituted; true when its text had variables to replace.
+fn substitute_object(
+    o: Object,
+    vars: &BTreeMap<String, String>,
+    strict: bool,
+) -> Result<(Object, bool), SubstituteError> {
+    let subject = o.id().subject();
+    let err = |message: String| SubstituteError {
+        subject: subject.clone(),
+        message,
+    };
+    if o.annotation(SUBSTITUTE_ANNOTATION)
+        .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
+    {
+        return Ok((o, false));
+    }
+    let text = yaml::to_string(o.value());
+    if !text.contains("${") {
+        return Ok((o, false));
+    }
+    let replaced = substitute(&text, vars, strict).map_err(err)?;
+    let mut value: serde_json::Value =
+        yaml::from_str(&subject, &replaced).map_err(|e| err(e.message))?;
+    keep_string_maps(o.value(), &mut value, vars, strict).map_err(err)?;
+    Ok((Object::new(value).map_err(|e| err(e.to_string()))?, true))
 }
 
 /// Fields that only hold strings. Flux substitutes in the YAML text, where a

@@ -12,6 +12,14 @@ pub struct Rendered {
     pub objects: Vec<Object>,
     /// Non-fatal notes, e.g. deprecated kustomization fields.
     pub warnings: Vec<String>,
+    /// The plaintext-Secret rule the renderer ran on `objects`, with where
+    /// each object came from and which of its values SOPS decrypted. A
+    /// step that rewrites the objects afterwards (Flux's post-build
+    /// substitution) runs [`SecretProvenance::check`] again on its output.
+    /// Renderers without the rule leave it at its default (not in force).
+    ///
+    /// [`SecretProvenance::check`]: crate::sops::SecretProvenance::check
+    pub secrets: crate::sops::SecretProvenance,
 }
 
 /// A render failure. It names the file, and the object and field where known.

@@ -14,7 +14,7 @@ use regex::Regex;
 use sha2::{Digest, Sha512};
 
 use super::tree::Node;
-use super::{Decrypt, Format, SopsError, DECRYPT_ANNOTATION};
+use super::{Decrypt, Decrypted, DocumentValues, Format, SopsError, DECRYPT_ANNOTATION};
 use crate::yaml::YamlLimits;
 
 /// SOPS uses AES-256-GCM with 32-byte nonces.
@@ -113,6 +113,17 @@ impl SopsDecryptor {
         text: &str,
         format: Format,
     ) -> Result<String, SopsError> {
+        self.decrypt_file(file, text, format).map(|d| d.text)
+    }
+
+    /// Like [`SopsDecryptor::decrypt_text`], and says which values of each
+    /// document were ciphertext and which the file held in clear.
+    pub fn decrypt_file(
+        &self,
+        file: &str,
+        text: &str,
+        format: Format,
+    ) -> Result<Decrypted, SopsError> {
         match format {
             Format::Yaml | Format::Json => self.decrypt_documents(file, text, format),
             Format::Dotenv => self.decrypt_dotenv(file, text),
@@ -125,7 +136,7 @@ impl SopsDecryptor {
         file: &str,
         text: &str,
         format: Format,
-    ) -> Result<String, SopsError> {
+    ) -> Result<Decrypted, SopsError> {
         let mut docs: Vec<Node> = Vec::new();
         if format == Format::Json {
             if text.len() > self.limits.max_bytes {
@@ -151,7 +162,23 @@ impl SopsDecryptor {
             }
         }
         if docs.iter().all(disabled) {
-            return Ok(text.to_string());
+            // left as they are: the ENC[...] values are ciphertext in Git
+            let documents = docs
+                .iter()
+                .map(|d| {
+                    let mut values = DocumentValues::default();
+                    if let Node::Map(entries) = d {
+                        for (k, v) in entries.iter().filter(|(k, _)| k != "sops") {
+                            ciphertext_leaves(v, &mut vec![k.clone()], &mut values);
+                        }
+                    }
+                    values
+                })
+                .collect();
+            return Ok(Decrypted {
+                text: text.to_string(),
+                documents,
+            });
         }
         let mut meta = None;
         let mut branches = Vec::new();
@@ -172,7 +199,7 @@ impl SopsDecryptor {
         let meta = meta
             .ok_or_else(|| SopsError::new(file, "no sops metadata: the file is not encrypted"))?;
         let meta = Metadata::from_node(file, &meta)?;
-        let out = self.decrypt_branches(file, &meta, branches)?;
+        let (out, documents) = self.decrypt_branches(file, &meta, branches)?;
         let mut s = String::new();
         for (i, b) in out.into_iter().enumerate() {
             let node = Node::Map(b);
@@ -187,10 +214,10 @@ impl SopsDecryptor {
                 s.push_str(&crate::yaml::to_string(&node));
             }
         }
-        Ok(s)
+        Ok(Decrypted { text: s, documents })
     }
 
-    fn decrypt_dotenv(&self, file: &str, text: &str) -> Result<String, SopsError> {
+    fn decrypt_dotenv(&self, file: &str, text: &str) -> Result<Decrypted, SopsError> {
         let mut branch = Vec::new();
         let mut flat = Vec::new();
         for line in text.lines() {
@@ -208,7 +235,7 @@ impl SopsDecryptor {
             }
         }
         let meta = Metadata::from_node(file, &unflatten(file, flat)?)?;
-        let out = self.decrypt_branches(file, &meta, vec![branch])?;
+        let (out, documents) = self.decrypt_branches(file, &meta, vec![branch])?;
         let mut s = String::new();
         for (k, v) in out.into_iter().flatten() {
             s.push_str(&k);
@@ -216,10 +243,10 @@ impl SopsDecryptor {
             s.push_str(&String::from_utf8_lossy(&to_bytes(&v)).replace('\n', "\\n"));
             s.push('\n');
         }
-        Ok(s)
+        Ok(Decrypted { text: s, documents })
     }
 
-    fn decrypt_ini(&self, file: &str, text: &str) -> Result<String, SopsError> {
+    fn decrypt_ini(&self, file: &str, text: &str) -> Result<Decrypted, SopsError> {
         let mut sections: Vec<(String, Vec<(String, Node)>)> = Vec::new();
         let mut flat = Vec::new();
         let mut current: Option<String> = None;
@@ -254,7 +281,7 @@ impl SopsDecryptor {
             .into_iter()
             .map(|(n, s)| (n, Node::Map(s)))
             .collect();
-        let out = self.decrypt_branches(file, &meta, vec![branch])?;
+        let (out, documents) = self.decrypt_branches(file, &meta, vec![branch])?;
         let mut s = String::new();
         for (name, sec) in out.into_iter().flatten() {
             s.push_str(&format!("[{name}]\n"));
@@ -268,7 +295,7 @@ impl SopsDecryptor {
             }
             s.push('\n');
         }
-        Ok(s)
+        Ok(Decrypted { text: s, documents })
     }
 
     fn data_key(&self, file: &str, meta: &Metadata) -> Result<Vec<u8>, SopsError> {
@@ -307,12 +334,15 @@ impl SopsDecryptor {
         ))
     }
 
+    /// Decrypts every branch (document) and checks the MAC; returns the
+    /// branches and, for each, which values were ciphertext.
+    #[allow(clippy::type_complexity)]
     fn decrypt_branches(
         &self,
         file: &str,
         meta: &Metadata,
         branches: Vec<Vec<(String, Node)>>,
-    ) -> Result<Vec<Vec<(String, Node)>>, SopsError> {
+    ) -> Result<(Vec<Vec<(String, Node)>>, Vec<DocumentValues>), SopsError> {
         let key = self.data_key(file, meta)?;
         let cipher = SopsAes::new_from_slice(&key)
             .map_err(|_| SopsError::new(file, "the data key has the wrong length"))?;
@@ -322,12 +352,14 @@ impl SopsDecryptor {
             cipher: &cipher,
             hash: Sha512::new(),
             path: Vec::new(),
+            values: DocumentValues::default(),
         };
         if meta.mac_only_encrypted {
             // SOPS's MACOnlyEncryptedInitialization: sha256("sops")
             w.hash.update(sha2::Sha256::digest(b"sops"));
         }
         let mut out = Vec::new();
+        let mut documents = Vec::new();
         for b in branches {
             let mut nb = Vec::new();
             for (k, v) in b {
@@ -337,6 +369,7 @@ impl SopsDecryptor {
                 nb.push((k, v));
             }
             out.push(nb);
+            documents.push(std::mem::take(&mut w.values));
         }
         let computed: String = w
             .hash
@@ -352,13 +385,40 @@ impl SopsDecryptor {
                 "MAC mismatch: the file was modified after it was encrypted",
             ));
         }
-        Ok(out)
+        Ok((out, documents))
     }
 }
 
 impl Decrypt for SopsDecryptor {
-    fn decrypt(&self, file: &str, text: &str) -> Result<String, SopsError> {
-        self.decrypt_text(file, text, Format::from_path(file))
+    fn decrypt(&self, file: &str, text: &str) -> Result<Decrypted, SopsError> {
+        self.decrypt_file(file, text, Format::from_path(file))
+    }
+}
+
+/// Sorts the non-empty leaves under `n` (at `path`) of a document left
+/// encrypted: `ENC[...]` strings are ciphertext, anything else is clear.
+fn ciphertext_leaves(n: &Node, path: &mut Vec<String>, out: &mut DocumentValues) {
+    match n {
+        Node::Map(m) => {
+            for (k, v) in m {
+                path.push(k.clone());
+                ciphertext_leaves(v, path, out);
+                path.pop();
+            }
+        }
+        Node::Seq(items) => {
+            for i in items {
+                ciphertext_leaves(i, path, out);
+            }
+        }
+        Node::Null => {}
+        Node::Str(s) if s.is_empty() => {}
+        Node::Str(s) if s.starts_with("ENC[AES256_GCM,") && s.ends_with(']') => {
+            out.encrypted.insert(path.clone());
+        }
+        _ => {
+            out.clear.insert(path.clone());
+        }
     }
 }
 
@@ -503,6 +563,8 @@ struct Walk<'a> {
     cipher: &'a SopsAes,
     hash: Sha512,
     path: Vec<String>,
+    /// The values of the current document, ciphertext or clear.
+    values: DocumentValues,
 }
 
 impl Walk<'_> {
@@ -526,6 +588,16 @@ impl Walk<'_> {
             )),
             leaf => {
                 let encrypted = self.meta.encrypted(&self.path);
+                match (&leaf, encrypted) {
+                    (Node::Null, _) => {}
+                    (Node::Str(s), _) if s.is_empty() => {}
+                    (_, true) => {
+                        self.values.encrypted.insert(self.path.clone());
+                    }
+                    (_, false) => {
+                        self.values.clear.insert(self.path.clone());
+                    }
+                }
                 let plain = match (&leaf, encrypted) {
                     (Node::Str(s), true) if s.is_empty() => leaf,
                     (Node::Str(s), true) => {

@@ -14,10 +14,12 @@ use std::fmt;
 
 #[cfg(feature = "sops")]
 mod decrypt;
+pub mod plaintext;
 pub mod tree;
 
 #[cfg(feature = "sops")]
 pub use decrypt::{AgeIdentities, SopsDecryptor};
+pub use plaintext::{Decrypted, DocumentValues, Origin, Sealed, SecretProvenance};
 
 /// The per-object opt-out annotation: `Disabled` leaves the object as it is.
 pub const DECRYPT_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/decrypt";
@@ -96,21 +98,25 @@ pub fn is_encrypted(path: &str, text: &str) -> bool {
 /// implementation (feature `sops`).
 pub trait Decrypt: Send + Sync + fmt::Debug {
     /// Decrypts `text`, the contents of `file`, into plaintext of the same
-    /// format. Objects carrying [`DECRYPT_ANNOTATION`]` = Disabled` are
-    /// returned unchanged.
-    fn decrypt(&self, file: &str, text: &str) -> Result<String, SopsError>;
+    /// format, and says which values were ciphertext (the plaintext-Secret
+    /// rule exempts those only). Objects carrying
+    /// [`DECRYPT_ANNOTATION`]` = Disabled` are returned unchanged, their
+    /// `ENC[...]` values counted as encrypted.
+    fn decrypt(&self, file: &str, text: &str) -> Result<Decrypted, SopsError>;
 }
 
 /// How the renderer treats Secrets and SOPS files. The default (used by
 /// plain `kubectl kustomize` parity) neither refuses nor decrypts.
 #[derive(Clone, Debug, Default)]
 pub struct SecretRules {
-    /// Refuse Secrets whose `data`/`stringData` come from a file that is
-    /// not SOPS-encrypted, and secretGenerators with literals or inputs that
-    /// are not SOPS-encrypted.
+    /// Refuse Secrets in the build's output whose `data`/`stringData`
+    /// values are not the ones SOPS decrypted (see [`plaintext`]): values
+    /// from plaintext files, literals, patches, replacements or
+    /// substitution, and values a SOPS file left in clear.
     pub refuse_plaintext: bool,
-    /// Files or folders (relative to the source root) where plaintext
-    /// Secrets are allowed all the same.
+    /// Files or folders (relative to the source root) whose Secrets may
+    /// hold plaintext all the same: a Secret read from such a file (or made
+    /// by a generator of a kustomization there) is not checked.
     pub allow_plaintext: Vec<String>,
     /// Decrypts SOPS files as the renderer reads them (resources and
     /// generator inputs).
@@ -129,16 +135,21 @@ impl SecretRules {
 
     /// True when plaintext Secrets from `path` are allowed.
     pub fn allows_plaintext(&self, path: &str) -> bool {
-        !self.refuse_plaintext
-            || self.allow_plaintext.iter().any(|a| {
-                let a = a.trim_end_matches('/');
-                path == a || path.starts_with(&format!("{a}/"))
-            })
+        !self.refuse_plaintext || plaintext::path_allowed(&self.allow_plaintext, path)
+    }
+
+    /// The rule as a [`SecretProvenance`] without origins yet.
+    pub fn provenance(&self) -> SecretProvenance {
+        SecretProvenance {
+            refuse: self.refuse_plaintext,
+            allow: self.allow_plaintext.clone(),
+            origins: Vec::new(),
+        }
     }
 
     /// Decrypts `text` when it is SOPS-encrypted and a decryptor is set;
     /// returns `None` when the text is used as it is.
-    pub fn decrypt(&self, path: &str, text: &str) -> Result<Option<String>, SopsError> {
+    pub fn decrypt(&self, path: &str, text: &str) -> Result<Option<Decrypted>, SopsError> {
         match &self.decryptor {
             Some(d) if is_encrypted(path, text) => d.decrypt(path, text).map(Some),
             _ => Ok(None),

@@ -137,6 +137,42 @@ enum Datum {
     Binary(Vec<u8>),
 }
 
+/// A generator's value, and whether SOPS decrypted it (the whole value was
+/// ciphertext in Git).
+struct Entry {
+    datum: Datum,
+    sealed: bool,
+}
+
+impl Entry {
+    fn plain(datum: Datum) -> Self {
+        Entry {
+            datum,
+            sealed: false,
+        }
+    }
+}
+
+/// Decrypts a generator input when it is SOPS-encrypted and a decryptor is
+/// set. An input that looks encrypted while the rule refuses plaintext and
+/// nothing can decrypt it is an error, as it is for resources.
+fn decrypt_input(
+    secrets: &crate::sops::SecretRules,
+    path: &str,
+    text: &str,
+    err: &dyn Fn(String) -> RenderError,
+) -> Result<Option<crate::sops::Decrypted>, RenderError> {
+    let decrypted = secrets
+        .decrypt(path, text)
+        .map_err(|e| err(e.to_string()))?;
+    if decrypted.is_none() && secrets.refuse_plaintext && crate::sops::is_encrypted(path, text) {
+        return Err(err(format!(
+            "{path} looks SOPS-encrypted but no decryption is configured"
+        )));
+    }
+    Ok(decrypted)
+}
+
 /// Collects the key/value pairs of a generator, in kustomize's order:
 /// env files, then literals, then files.
 fn collect(
@@ -146,9 +182,9 @@ fn collect(
     args: &GeneratorArgs,
     what: &str,
     secrets: &crate::sops::SecretRules,
-) -> Result<Vec<(String, Datum)>, RenderError> {
+) -> Result<Vec<(String, Entry)>, RenderError> {
     let err = |m: String| RenderError::new(file, m).with_field(what.to_string());
-    let mut out: Vec<(String, Datum)> = Vec::new();
+    let mut out: Vec<(String, Entry)> = Vec::new();
     let mut envs: Vec<&String> = args.envs.iter().collect();
     if let Some(e) = &args.env {
         envs.push(e);
@@ -158,8 +194,16 @@ fn collect(
         let bytes = tree.read(&p).map_err(|e| err(e.to_string()))?;
         let text = std::str::from_utf8(bytes)
             .map_err(|_| err(format!("env file {env} is not valid UTF-8")))?;
-        let decrypted = secrets.decrypt(&p, text).map_err(|e| err(e.to_string()))?;
-        let text = decrypted.as_deref().unwrap_or(text);
+        let decrypted = decrypt_input(secrets, &p, text, &err)?;
+        // a key SOPS encrypted is sealed; one it left in clear is not
+        let sealed_key = |k: &str| {
+            decrypted.as_ref().is_some_and(|d| {
+                d.documents
+                    .iter()
+                    .any(|doc| doc.encrypted.contains(&vec![k.to_string()]))
+            })
+        };
+        let text = decrypted.as_ref().map(|d| d.text.as_str()).unwrap_or(text);
         for (i, line) in text.split('\n').enumerate() {
             let mut line = line.strip_suffix('\r').unwrap_or(line);
             if i == 0 {
@@ -181,7 +225,13 @@ fn collect(
                     i + 1
                 )));
             }
-            out.push((k.to_string(), Datum::Text(v.to_string())));
+            out.push((
+                k.to_string(),
+                Entry {
+                    datum: Datum::Text(v.to_string()),
+                    sealed: sealed_key(k),
+                },
+            ));
         }
     }
     for lit in &args.literals {
@@ -190,7 +240,10 @@ fn collect(
                 "invalid literal source {lit}, expected key=value"
             )));
         };
-        out.push((k.to_string(), Datum::Text(remove_quotes(v).to_string())));
+        out.push((
+            k.to_string(),
+            Entry::plain(Datum::Text(remove_quotes(v).to_string())),
+        ));
     }
     for f in &args.files {
         let (key, path) = match f.split_once('=') {
@@ -205,11 +258,16 @@ fn collect(
         let p = join_path(dir, path).map_err(|e| err(e.to_string()))?;
         let bytes = tree.read(&p).map_err(|e| err(e.to_string()))?;
         let d = match std::str::from_utf8(bytes) {
-            Ok(s) => match secrets.decrypt(&p, s).map_err(|e| err(e.to_string()))? {
-                Some(plain) => Datum::Text(plain),
-                None => Datum::Text(s.to_string()),
+            // the whole file is the value: sealed when SOPS encrypted every
+            // value in it
+            Ok(s) => match decrypt_input(secrets, &p, s, &err)? {
+                Some(plain) => Entry {
+                    sealed: plain.fully_encrypted(),
+                    datum: Datum::Text(plain.text),
+                },
+                None => Entry::plain(Datum::Text(s.to_string())),
             },
-            Err(_) => Datum::Binary(bytes.to_vec()),
+            Err(_) => Entry::plain(Datum::Binary(bytes.to_vec())),
         };
         out.push((key, d));
     }
@@ -268,7 +326,15 @@ pub(crate) fn generate(
     let pairs = collect(tree, dir, file, args, what, secrets)?;
     let mut data = Map::new();
     let mut binary = Map::new();
-    for (k, d) in pairs {
+    let mut sealed = crate::sops::Sealed::default();
+    for (
+        k,
+        Entry {
+            datum: d,
+            sealed: s,
+        },
+    ) in pairs
+    {
         if !valid_key(&k) {
             return Err(RenderError::new(
                 file,
@@ -288,8 +354,11 @@ pub(crate) fn generate(
         }
         let b64 = |b: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(b));
         match d {
-            Datum::Text(s) if secret => {
-                data.insert(k, b64(s.as_bytes()));
+            Datum::Text(t) if secret => {
+                if s {
+                    sealed.insert("data", &k, b64(t.as_bytes()));
+                }
+                data.insert(k, b64(t.as_bytes()));
             }
             Datum::Binary(b) if secret => {
                 data.insert(k, b64(&b));
@@ -346,6 +415,7 @@ pub(crate) fn generate(
         obj.insert("immutable".into(), Value::Bool(true));
     }
     let mut r = Res::new(Value::Object(obj), file);
+    r.sealed = sealed;
     r.needs_hash = opts.disable_name_suffix_hash != Some(true);
     r.behavior = Some(behavior);
     Ok(r)

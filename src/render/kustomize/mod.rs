@@ -498,50 +498,6 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Refuses a secretGenerator with literals or inputs that are not
-    /// SOPS-encrypted, unless the kustomization's path is allowed.
-    fn check_secret_generator(
-        &self,
-        dir: &str,
-        file: &str,
-        g: &model::GeneratorArgs,
-    ) -> Result<(), RenderError> {
-        if self.opts.secrets.allows_plaintext(file) {
-            return Ok(());
-        }
-        let name = g.name.clone().unwrap_or_default();
-        let refuse = |why: String| {
-            Err(RenderError::new(
-                file,
-                format!("secretGenerator {name}: {why}: Secrets must be SOPS-encrypted in Git"),
-            )
-            .with_object(format!("Secret/{name}"))
-            .with_field("secretGenerator"))
-        };
-        if !g.literals.is_empty() {
-            return refuse("literals are plaintext".to_string());
-        }
-        let files = g
-            .files
-            .iter()
-            .map(|f| f.split_once('=').map(|(_, p)| p).unwrap_or(f));
-        for rel in g
-            .envs
-            .iter()
-            .map(String::as_str)
-            .chain(g.env.as_deref())
-            .chain(files)
-        {
-            let p =
-                join_path(dir, rel).map_err(|e| path_err(file, e).with_field("secretGenerator"))?;
-            let text = self.read_text(&p, file)?;
-            if !crate::sops::is_encrypted(&p, text) {
-                return refuse(format!("input {p} is not SOPS-encrypted"));
-            }
-        }
-        Ok(())
-    }
-
     fn load_resource_file(&self, path: &str, from: &str) -> Result<Vec<Res>, RenderError> {
         let raw = self.read_text(path, from)?;
         let encrypted = crate::sops::is_encrypted(path, raw);
@@ -559,7 +515,7 @@ impl<'a> Builder<'a> {
                 "the file is SOPS-encrypted but no decryption is configured",
             ));
         }
-        let text = decrypted.as_deref().unwrap_or(raw);
+        let text = decrypted.as_ref().map(|d| d.text.as_str()).unwrap_or(raw);
         let docs = crate::yaml::load_documents(path, text, &self.opts.limits).map_err(|e| {
             RenderError::new(
                 match e.line {
@@ -569,18 +525,16 @@ impl<'a> Builder<'a> {
                 e.message.clone(),
             )
         })?;
-        if !rules.allows_plaintext(path) {
-            for d in &docs {
-                // a document left encrypted (decrypt: Disabled) must really
-                // be: every value an ENC[...] string
-                if d.get("sops").is_some() || !encrypted {
-                    check_plaintext_secret(path, d)?;
-                }
-            }
-        }
+        // the plaintext-Secret rule runs on the build's output; here each
+        // object learns which of its values SOPS decrypted
         let mut out = Vec::new();
-        for d in docs {
-            push_doc(d, path, &mut out)?;
+        let none = crate::sops::DocumentValues::default();
+        for (i, d) in docs.into_iter().enumerate() {
+            let values = match &decrypted {
+                Some(dec) => Some(dec.documents.get(i).unwrap_or(&none)),
+                None => None,
+            };
+            push_doc(d, path, values, &mut Vec::new(), &mut out)?;
         }
         Ok(out)
     }
@@ -729,7 +683,6 @@ impl<'a> Builder<'a> {
             self.merge_generated(acc, r, file)?;
         }
         for g in &k.secret_generator {
-            self.check_secret_generator(dir, file, g)?;
             let r = generate::generate(
                 self.tree,
                 dir,
@@ -968,6 +921,11 @@ impl<'a> Builder<'a> {
                     let ov = old.value.clone();
                     merge_map("data", &ov, &mut nv);
                     merge_map("binaryData", &ov, &mut nv);
+                    // the values kept from the old object keep their origin
+                    old.sealed.extend(r.sealed);
+                } else {
+                    old.sealed = r.sealed;
+                    old.from_sops = false;
                 }
                 old.value = nv;
                 // a plain object stays unhashed; a generated one follows
@@ -1026,18 +984,29 @@ impl<'a> Builder<'a> {
             }
         }
         sort::sort(&mut acc.res, top.sort_options.as_ref())?;
+        let mut secrets = self.opts.secrets.provenance();
         let mut objects = Vec::with_capacity(acc.res.len());
         for r in acc.res {
             if let Err(e) = crate::object::check_value(&r.value) {
                 return Err(RenderError::new(&r.file, e.to_string()).with_object(r.subject()));
             }
+            if secrets.refuse {
+                secrets.origins.push(crate::sops::Origin {
+                    file: r.file,
+                    sealed: r.sealed,
+                    from_sops: r.from_sops,
+                });
+            }
             objects.push(Object::new(r.value).map_err(|e| RenderError::new("", e.to_string()))?);
         }
+        // the plaintext-Secret rule, on the final objects
+        secrets.check(&objects)?;
         let mut seen = BTreeSet::new();
         self.warnings.retain(|w| seen.insert(w.clone()));
         Ok(Rendered {
             objects,
             warnings: self.warnings,
+            secrets,
         })
     }
 }
@@ -1082,17 +1051,27 @@ fn check_resource_doc(d: &Value) -> Result<(), crate::object::ObjectError> {
     crate::object::check_value(d)
 }
 
-/// Adds a document (expanding `List` kinds) to `out`.
-fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError> {
+/// Adds a document (expanding `List` kinds) to `out`. `sops` says which
+/// values of the document SOPS decrypted, when it came from a SOPS file;
+/// `prefix` is the path of `d` in that document.
+fn push_doc(
+    d: Value,
+    file: &str,
+    sops: Option<&crate::sops::DocumentValues>,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<Res>,
+) -> Result<(), RenderError> {
     let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
     if kind.ends_with("List") && d.get("items").is_some() {
         if let Value::Object(mut map) = d {
             // kustomize drops a List whose `items` is not a sequence (the
             // parity case `res-list-items-not-a-sequence`)
             if let Some(Value::Array(items)) = map.remove("items") {
+                prefix.push("items".to_string());
                 for it in items {
-                    push_doc(it, file, out)?;
+                    push_doc(it, file, sops, prefix, out)?;
                 }
+                prefix.pop();
             }
         }
         return Ok(());
@@ -1100,7 +1079,12 @@ fn push_doc(d: Value, file: &str, out: &mut Vec<Res>) -> Result<(), RenderError>
     let d = Object::new(d)
         .map_err(|e| RenderError::new(file, e.to_string()))?
         .into_value();
-    out.push(Res::new(d, file));
+    let mut r = Res::new(d, file);
+    if let Some(values) = sops {
+        r.sealed = crate::sops::Sealed::from_document(&r.value, prefix, values);
+        r.from_sops = true;
+    }
+    out.push(r);
     Ok(())
 }
 
@@ -1126,41 +1110,6 @@ fn readable_subject(path: &str, raw: &str, limits: &crate::yaml::YamlLimits) -> 
             None => format!("{kind}/{name}"),
         },
     )
-}
-
-/// Refuses a Secret with `data` or `stringData` read from a plaintext file.
-fn check_plaintext_secret(path: &str, doc: &Value) -> Result<(), RenderError> {
-    if doc.get("kind").and_then(Value::as_str) != Some("Secret") {
-        return Ok(());
-    }
-    let sops = doc.get("sops").is_some();
-    for field in ["data", "stringData"] {
-        let set = doc.get(field).and_then(Value::as_object).is_some_and(|m| {
-            m.values().any(|v| {
-                !sops
-                    || !v
-                        .as_str()
-                        .is_some_and(|s| s.is_empty() || s.starts_with("ENC[AES256_GCM,"))
-            })
-        });
-        if set {
-            let name = doc
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let subject = match doc.pointer("/metadata/namespace").and_then(Value::as_str) {
-                Some(ns) if !ns.is_empty() => format!("Secret/{ns}/{name}"),
-                _ => format!("Secret/{name}"),
-            };
-            return Err(RenderError::new(
-                path,
-                "plaintext Secret: its values are not SOPS-encrypted (encrypt the file with sops, or allow this path)",
-            )
-            .with_object(subject)
-            .with_field(field));
-        }
-    }
-    Ok(())
 }
 
 /// Parses a kustomization strictly; unknown fields are errors naming them.

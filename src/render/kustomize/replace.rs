@@ -266,6 +266,16 @@ fn apply_one(
         .with_field("replacements.source.fieldPath")
     })?;
     let value = part(&value, src.options.as_ref(), file)?;
+    // a Secret value SOPS decrypted stays sealed when copied whole into
+    // another Secret value
+    let sealed = match secret_value_path(&path) {
+        Some((f, k)) if no_delimiter(src.options.as_ref()) => acc.res[i]
+            .sealed
+            .get(f, k)
+            .filter(|s| **s == value)
+            .cloned(),
+        _ => None,
+    };
     for t in &rep.targets {
         let Some(sel) = &t.select else {
             return Err(
@@ -307,12 +317,37 @@ fn apply_one(
                 for n in nodes {
                     set_part(n, &value, t.options.as_ref());
                 }
+                if let (Some(v), Some((f, k))) = (&sealed, secret_value_path(&path)) {
+                    if no_delimiter(t.options.as_ref()) {
+                        acc.res[ti].sealed.insert(f, k, v.clone());
+                    }
+                }
             }
             let name = acc.res[ti].name().to_string();
             acc.res[ti].set_name(&name);
         }
     }
     Ok(())
+}
+
+/// `(field, key)` when `path` names one value of a Secret's `data` or
+/// `stringData`.
+fn secret_value_path(path: &[String]) -> Option<(&str, &str)> {
+    match path {
+        [f, k]
+            if crate::sops::plaintext::SECRET_FIELDS.contains(&f.as_str())
+                && !k.starts_with('[')
+                && k != "*" =>
+        {
+            Some((f, k))
+        }
+        _ => None,
+    }
+}
+
+fn no_delimiter(o: Option<&FieldOptions>) -> bool {
+    o.and_then(|o| o.delimiter.as_deref())
+        .is_none_or(str::is_empty)
 }
 
 fn describe(s: &Selector) -> String {

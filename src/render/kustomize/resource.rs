@@ -28,6 +28,11 @@ pub(crate) struct Res {
     pub behavior: Option<Behavior>,
     /// The file the object came from (for errors).
     pub file: String,
+    /// Its `data`/`stringData` values that SOPS decrypted (the
+    /// plaintext-Secret rule exempts these only).
+    pub sealed: crate::sops::Sealed,
+    /// True when it was read from a SOPS-encrypted file.
+    pub from_sops: bool,
 }
 
 pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -55,6 +60,8 @@ impl Res {
             needs_hash: false,
             behavior: None,
             file: file.to_string(),
+            sealed: crate::sops::Sealed::default(),
+            from_sops: false,
         }
     }
 
