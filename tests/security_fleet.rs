@@ -1,6 +1,6 @@
 //! The fleet's security wiring: `spec.decryption` with the age keys of a
 //! Secret read through the Applier, and the tenant boundary added for a
-//! Kustomization with `serviceAccountName`.
+//! Kustomization that impersonates a ServiceAccount of a tenant's namespace.
 
 #![cfg(all(feature = "sops", feature = "metrics"))]
 
@@ -55,11 +55,16 @@ spec:
     secretRef:
       name: sops-age
 ---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-a
+---
 apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
 metadata:
   name: tenant
-  namespace: flux-system
+  namespace: team-a
 spec:
   interval: 10m
   path: ./tenant
@@ -69,6 +74,7 @@ spec:
   sourceRef:
     kind: GitRepository
     name: flux-system
+    namespace: flux-system
 ";
 
 #[test]
@@ -145,7 +151,7 @@ fn fleet_decrypts_with_secret_ref_keys_and_fences_tenants() {
         "{text}"
     );
 
-    let tenant = by_key["flux-system/tenant"];
+    let tenant = by_key["team-a/tenant"];
     assert!(!tenant.ready);
     assert!(
         tenant.message.contains("ClusterRoleBinding/take-over"),

@@ -74,6 +74,9 @@ pub mod reason {
     pub const PRUNE_FAILED: &str = "PruneFailed";
     /// `spec.suspend` is set.
     pub const SUSPENDED: &str = "Suspended";
+    /// A reference the host does not permit (a cross-namespace source
+    /// under [`FleetOptions::no_cross_namespace_refs`](super::FleetOptions)).
+    pub const ACCESS_DENIED: &str = "AccessDenied";
 }
 
 /// A source of the fleet, with the verifier its GitRepository asks for.
@@ -99,9 +102,11 @@ pub trait VerifierFactory: Send + Sync {
 
 /// The policy gates of one Kustomization: Kyverno ClusterPolicies (those
 /// rendered by any Kustomization so far stand for the live ones), and the
-/// tenant boundary when it names a `serviceAccountName`.
+/// tenant boundary when it runs as a tenant (see [`Identity`]), confined to
+/// its own namespace (never the tenant-writable `targetNamespace`).
 fn fleet_policies(
     k: &Kustomization,
+    identity: &Identity,
     known_objects: &[Object],
     schema: &Schema,
 ) -> crate::policy::PolicySet {
@@ -112,19 +117,66 @@ fn fleet_policies(
         .cloned()
         .collect();
     set.push(crate::policy::Kyverno::new(live));
-    if k.spec.service_account_name.is_some() {
-        let namespace = k
-            .spec
-            .target_namespace
-            .clone()
-            .unwrap_or_else(|| k.metadata.namespace.clone());
+    if identity.tenant {
         set.push(crate::policy::TenantBoundary {
-            namespace,
+            namespace: k.metadata.namespace.clone(),
             tenant: format!("Kustomization/{}", k.key()),
             schema: schema.clone(),
         });
     }
     set
+}
+
+/// Who a Kustomization acts as, and whether it is a tenant.
+///
+/// - `spec.serviceAccountName` names a ServiceAccount of the
+///   Kustomization's own namespace to impersonate.
+/// - Else [`FleetOptions::default_service_account`] (Flux's
+///   `--default-service-account`) names one, in the same namespace.
+/// - Else the Kustomization inherits the identity of the Kustomization
+///   that rendered it: one created by a tenant never acts with more than
+///   the tenant's rights.
+/// - Else it acts as the host (the Applier's own identity), as the root
+///   does.
+///
+/// A Kustomization that impersonates an identity outside the fleet's own
+/// namespace (the root's, `flux-system`, where only the platform's
+/// Kustomizations can put one) is a tenant: the tenant boundary confines
+/// what it renders to its own namespace. Kustomizations of the fleet's
+/// namespace are the platform's and may name a cluster-wide identity
+/// (Flux's lockdown gives them `serviceAccountName: kustomize-controller`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Identity {
+    /// The impersonated user, `system:serviceaccount:<ns>:<name>`; `None`
+    /// for the host's own identity.
+    user: Option<String>,
+    /// Confined to its own namespace by the tenant boundary.
+    tenant: bool,
+}
+
+/// The ServiceAccount user a Kustomization names itself, or that the host's
+/// default service account gives it.
+fn own_identity(k: &Kustomization, options: &FleetOptions) -> Option<String> {
+    let named = k
+        .spec
+        .service_account_name
+        .as_deref()
+        .filter(|sa| !sa.is_empty());
+    let default = options
+        .default_service_account
+        .as_deref()
+        .filter(|sa| !sa.is_empty());
+    named
+        .or(default)
+        .map(|sa| format!("system:serviceaccount:{}:{sa}", k.metadata.namespace))
+}
+
+/// The identity of `k`, whose creator (the Kustomization that rendered it)
+/// acts as `parent` (`None`: the host).
+fn identity_for(k: &Kustomization, parent: Option<String>, options: &FleetOptions) -> Identity {
+    let user = own_identity(k, options).or(parent);
+    let tenant = user.is_some() && k.metadata.namespace != options.root_source.namespace;
+    Identity { user, tenant }
 }
 
 /// Everything a fleet reconcile needs from the host.
@@ -168,6 +220,25 @@ pub struct FleetOptions {
     /// Refuse Git revisions that no verifier checked (no host verifier and
     /// no `spec.verify`), instead of reconciling them unverified as Flux does.
     pub require_signed: bool,
+    /// Flux's `--default-service-account`: a Kustomization that names no
+    /// `spec.serviceAccountName` impersonates this ServiceAccount of its own
+    /// namespace, so a Kustomization someone forgot to give an identity
+    /// gets no rights instead of the host's. `None` (Flux's default): it
+    /// inherits the identity of the Kustomization that rendered it, which
+    /// is the host's for the platform's Kustomizations. Platform
+    /// Kustomizations that need cluster-wide rights then name one (Flux's
+    /// lockdown: `serviceAccountName: kustomize-controller`). The root
+    /// always acts as the host.
+    pub default_service_account: Option<String>,
+    /// Flux's `--no-cross-namespace-refs`: a Kustomization may only build
+    /// from a source in its own namespace; any other `spec.sourceRef` fails
+    /// with reason `AccessDenied` before anything is fetched. `dependsOn`
+    /// may still name Kustomizations of other namespaces (as in Flux, it
+    /// reads only their Ready status); `spec.decryption.secretRef` and
+    /// `spec.postBuild.substituteFrom` have no namespace field and always
+    /// read the Kustomization's own namespace. `false` (Flux's default):
+    /// the host permits cross-namespace source references.
+    pub no_cross_namespace_refs: bool,
 }
 
 impl Default for FleetOptions {
@@ -181,6 +252,8 @@ impl Default for FleetOptions {
             strict_substitution: false,
             allow_prune: true,
             require_signed: false,
+            default_service_account: None,
+            no_cross_namespace_refs: false,
         }
     }
 }
@@ -248,7 +321,13 @@ pub enum FleetError {
 
 struct Outcome {
     result: KustomizationResult,
-    rendered: Vec<Object>,
+    /// What the Kustomization made live: its whole rendered set once every
+    /// object was applied (or, in a dry run, would have been), even when a
+    /// health check or a prune failed after. `None` when the render failed,
+    /// was refused, or was applied only in part: nothing of it exists for
+    /// discovery, policies or later Kustomizations, which keep seeing what
+    /// it applied last.
+    applied: Option<Vec<Object>>,
     events: Vec<Event>,
 }
 
@@ -291,6 +370,9 @@ struct FleetState {
     known: Vec<Object>,
     /// The Kustomizations found in what was rendered (root excluded).
     discovered: BTreeMap<String, Kustomization>,
+    /// The Kustomization that rendered each discovered one (its creator,
+    /// whose identity it inherits).
+    parents: BTreeMap<String, String>,
     /// The root Kustomization as the cluster folder declares it.
     declared_root: Option<Kustomization>,
     /// Kustomization objects that do not parse, as BuildFailed results.
@@ -315,6 +397,27 @@ impl FleetState {
                 self.rendered.push((key.to_string(), objects));
             }
         }
+    }
+
+    /// The identity of the discovered Kustomization `key`: its own, else
+    /// inherited down the chain of creators from the root (the host).
+    fn identity(&self, key: &str, options: &FleetOptions) -> Identity {
+        let root = root_key(options);
+        let mut chain: Vec<&Kustomization> = Vec::new();
+        let mut at = key;
+        while at != root && chain.len() <= self.discovered.len() {
+            let Some(k) = self.discovered.get(at) else {
+                break;
+            };
+            chain.push(k);
+            match self.parents.get(at) {
+                Some(p) => at = p,
+                None => break,
+            }
+        }
+        chain.iter().rev().fold(Identity::default(), |parent, k| {
+            identity_for(k, parent.user, options)
+        })
     }
 
     fn rebuild_known(&mut self) {
@@ -380,7 +483,13 @@ impl FleetContext<'_> {
         if let Some(root) = root {
             let at = self.clock.now();
             let outcome = self
-                .reconcile_one(root, options, &mut state.artifacts, &state.known)
+                .reconcile_one(
+                    root,
+                    &Identity::default(),
+                    options,
+                    &mut state.artifacts,
+                    &state.known,
+                )
                 .await;
             self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             done.insert(root_key.clone());
@@ -454,8 +563,9 @@ impl FleetContext<'_> {
                     continue;
                 }
                 let at = self.clock.now();
+                let identity = state.identity(&key, options);
                 let outcome = self
-                    .reconcile_one(&k, options, &mut state.artifacts, &state.known)
+                    .reconcile_one(&k, &identity, options, &mut state.artifacts, &state.known)
                     .await;
                 self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             }
@@ -477,10 +587,10 @@ impl FleetContext<'_> {
         runs: &mut Vec<Run>,
     ) {
         let key = outcome.result.key.clone();
-        // a failed build keeps what was rendered before (Flux deletes
-        // nothing then)
-        if outcome.result.ready || !outcome.rendered.is_empty() {
-            state.set_rendered(&key, outcome.rendered.clone());
+        // a render that failed or was refused keeps what was applied before
+        // (Flux deletes nothing then); its own objects never count
+        if let Some(applied) = &outcome.applied {
+            state.set_rendered(&key, applied.clone());
         }
         let discovery = self.rediscover(state, options);
         for k in discovery.due {
@@ -567,6 +677,7 @@ impl FleetContext<'_> {
         let mut owners: BTreeSet<String> = BTreeSet::from([root_key.clone()]);
         loop {
             let mut discovered: BTreeMap<String, Kustomization> = BTreeMap::new();
+            let mut parents: BTreeMap<String, String> = BTreeMap::new();
             let mut errors: Vec<KustomizationResult> = Vec::new();
             let mut declared_root = None;
             for (parent, rendered) in state.rendered.iter().filter(|(k, _)| owners.contains(k)) {
@@ -583,7 +694,12 @@ impl FleetContext<'_> {
                         }
                         Ok(_) if key == *parent => {}
                         Ok(k) => {
-                            discovered.entry(key).or_insert(k);
+                            if let std::collections::btree_map::Entry::Vacant(e) =
+                                discovered.entry(key.clone())
+                            {
+                                e.insert(k);
+                                parents.insert(key, parent.clone());
+                            }
                         }
                         Err(e) => {
                             if !errors.iter().any(|r| r.key == key) {
@@ -622,6 +738,7 @@ impl FleetContext<'_> {
                 state.rebuild_known();
             }
             state.discovered = discovered;
+            state.parents = parents;
             state.build_errors = errors;
             if declared_root.is_some() {
                 state.declared_root = declared_root;
@@ -814,6 +931,7 @@ impl FleetContext<'_> {
         &self,
         changes: &ChangeSet,
         owned: Vec<Object>,
+        owner: &Identity,
         reconciler: &Reconciler<'_>,
         snapshot: &Verified<Snapshot>,
         options: &FleetOptions,
@@ -828,36 +946,44 @@ impl FleetContext<'_> {
                 .iter()
                 .any(|c| c.action == Action::Deleted && c.id == o.id())
         };
-        // post-order over the Kustomizations to collect: children first
-        let mut stack: Vec<(Object, bool)> = owned
+        // post-order over the Kustomizations to collect: children first;
+        // each acts as it did when it ran (its own identity, else its
+        // creator's)
+        let mut stack: Vec<(Object, bool, Option<String>)> = owned
             .into_iter()
             .filter(|o| deleted(o))
             .rev()
-            .map(|o| (o, false))
+            .map(|o| (o, false, owner.user.clone()))
             .collect();
         let mut seen = BTreeSet::new();
-        let mut order: Vec<Kustomization> = Vec::new();
-        while let Some((live, expanded)) = stack.pop() {
+        let mut order: Vec<(Kustomization, Identity)> = Vec::new();
+        while let Some((live, expanded, parent)) = stack.pop() {
             let Ok(k) = Kustomization::from_object(&live) else {
                 continue;
             };
             if !k.spec.prune || k.spec.suspend {
                 continue;
             }
+            let identity = identity_for(&k, parent.clone(), options);
             if expanded {
-                order.push(k);
+                order.push((k, identity));
                 continue;
             }
             if !seen.insert(k.key()) {
                 continue;
             }
-            stack.push((live, true));
+            stack.push((live, true, parent));
             if let Ok(Some(inventory)) = self.applier.read_inventory(&k.key()).await {
                 let nested = self.live_kustomizations(&inventory).await;
-                stack.extend(nested.into_iter().rev().map(|o| (o, false)));
+                stack.extend(
+                    nested
+                        .into_iter()
+                        .rev()
+                        .map(|o| (o, false, identity.user.clone())),
+                );
             }
         }
-        for k in order {
+        for (k, identity) in order {
             let key = k.key();
             let ropts = ReconcileOptions {
                 path: k.spec.path.clone().unwrap_or_default(),
@@ -868,7 +994,7 @@ impl FleetContext<'_> {
                     ..PlanOptions::default()
                 },
                 dry_run: false,
-                impersonate: k.impersonation(),
+                impersonate: identity.user,
                 policies: crate::policy::PolicySet::default(),
             };
             let run = reconciler
@@ -900,6 +1026,7 @@ impl FleetContext<'_> {
     async fn reconcile_one(
         &self,
         k: &Kustomization,
+        identity: &Identity,
         options: &FleetOptions,
         artifacts: &mut Artifacts,
         known_objects: &[Object],
@@ -916,28 +1043,41 @@ impl FleetContext<'_> {
             .unwrap_or_default();
         let mut result = failed(&key, reason::FAILED, String::new());
         result.inventory = previous;
-        let outcome =
-            |mut result: KustomizationResult, rendered: Vec<Object>, clock: &dyn Clock| {
-                result.duration = clock.now().saturating_sub(start);
-                result.objects = rendered.clone();
-                let events = vec![event_for(k, &result, clock.now())];
-                Outcome {
-                    result,
-                    rendered,
-                    events,
-                }
-            };
+        // `live`: every object was applied (see `Outcome::applied`)
+        let outcome = |mut result: KustomizationResult,
+                       rendered: Vec<Object>,
+                       live: bool,
+                       clock: &dyn Clock| {
+            result.duration = clock.now().saturating_sub(start);
+            result.objects = rendered.clone();
+            let events = vec![event_for(k, &result, clock.now())];
+            Outcome {
+                result,
+                applied: live.then_some(rendered),
+                events,
+            }
+        };
         if k.spec.suspend {
             result.reason = reason::SUSPENDED.to_string();
             result.message = "Reconciliation is suspended".to_string();
-            return outcome(result, Vec::new(), self.clock);
+            return outcome(result, Vec::new(), false, self.clock);
         }
-        let mut snapshot = match self.fetch(&k.source_id(), known_objects, artifacts).await {
+        // Flux's --no-cross-namespace-refs, before anything is fetched
+        let source_id = k.source_id();
+        if options.no_cross_namespace_refs && source_id.namespace != k.metadata.namespace {
+            result.reason = reason::ACCESS_DENIED.to_string();
+            result.message = format!(
+                "can't access '{}/{}/{}', cross-namespace references have been blocked",
+                source_id.kind, source_id.namespace, source_id.name
+            );
+            return outcome(result, Vec::new(), false, self.clock);
+        }
+        let mut snapshot = match self.fetch(&source_id, known_objects, artifacts).await {
             Ok(s) => s,
             Err(e) => {
                 result.reason = reason::ARTIFACT_FAILED.to_string();
                 result.message = e;
-                return outcome(result, Vec::new(), self.clock);
+                return outcome(result, Vec::new(), false, self.clock);
             }
         };
         let revision = snapshot.revision.to_string();
@@ -967,7 +1107,7 @@ impl FleetContext<'_> {
             Err(e) => {
                 result.reason = reason::BUILD_FAILED.to_string();
                 result.message = e;
-                return outcome(result, Vec::new(), self.clock);
+                return outcome(result, Vec::new(), false, self.clock);
             }
         };
         match self
@@ -979,7 +1119,7 @@ impl FleetContext<'_> {
             Err(e) => {
                 result.reason = reason::ARTIFACT_FAILED.to_string();
                 result.message = e;
-                return outcome(result, Vec::new(), self.clock);
+                return outcome(result, Vec::new(), false, self.clock);
             }
         }
         // a Git revision nobody checked is refused when the host asks for
@@ -990,7 +1130,7 @@ impl FleetContext<'_> {
                 "refusing to reconcile unverified revision {revision} of {}: no trusted keys (set spec.verify, or give the host's trusted keys)",
                 k.source_id().subject()
             );
-            return outcome(result, Vec::new(), self.clock);
+            return outcome(result, Vec::new(), false, self.clock);
         }
         let mut rendered = rendered;
         if let Some(cm) = &k.spec.common_metadata {
@@ -1013,13 +1153,13 @@ impl FleetContext<'_> {
                     Err(e) => {
                         result.reason = reason::BUILD_FAILED.to_string();
                         result.message = e.to_string();
-                        return outcome(result, Vec::new(), self.clock);
+                        return outcome(result, Vec::new(), false, self.clock);
                     }
                 },
                 Err(e) => {
                     result.reason = reason::BUILD_FAILED.to_string();
                     result.message = e;
-                    return outcome(result, Vec::new(), self.clock);
+                    return outcome(result, Vec::new(), false, self.clock);
                 }
             }
         }
@@ -1054,8 +1194,8 @@ impl FleetContext<'_> {
                 ..PlanOptions::default()
             },
             dry_run: options.dry_run,
-            impersonate: k.impersonation(),
-            policies: fleet_policies(k, known_objects, &schema),
+            impersonate: identity.user.clone(),
+            policies: fleet_policies(k, identity, known_objects, &schema),
         };
         // the Kustomizations this one applied, as they are before the run:
         // one it prunes is deleted, and its finalizer garbage-collects
@@ -1076,17 +1216,30 @@ impl FleetContext<'_> {
         let report = match applied {
             Ok(r) => r,
             Err(e) => {
-                let (reason, changes) = match &e {
-                    ReconcileError::Prune { done, .. } => (reason::PRUNE_FAILED, done.clone()),
-                    ReconcileError::Apply { done, .. } => (reason::FAILED, done.clone()),
-                    ReconcileError::Render(_) => (reason::BUILD_FAILED, ChangeSet::default()),
-                    _ => (reason::FAILED, ChangeSet::default()),
+                // a prune fails after every object was applied; any other
+                // error leaves the render refused or applied in part
+                let (reason, changes, live) = match &e {
+                    ReconcileError::Prune { done, .. } => {
+                        (reason::PRUNE_FAILED, done.clone(), true)
+                    }
+                    ReconcileError::Apply { done, .. } => (reason::FAILED, done.clone(), false),
+                    ReconcileError::Render(_) => {
+                        (reason::BUILD_FAILED, ChangeSet::default(), false)
+                    }
+                    _ => (reason::FAILED, ChangeSet::default(), false),
                 };
                 result.reason = reason.to_string();
                 result.message = e.to_string();
                 result.changes = changes;
                 let gc = self
-                    .garbage_collect(&result.changes, owned, &reconciler, &snapshot, options)
+                    .garbage_collect(
+                        &result.changes,
+                        owned,
+                        identity,
+                        &reconciler,
+                        &snapshot,
+                        options,
+                    )
                     .await;
                 result.changes.entries.extend(gc.entries);
                 result.inventory = self
@@ -1096,20 +1249,27 @@ impl FleetContext<'_> {
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                return outcome(result, objects, self.clock);
+                return outcome(result, objects, live, self.clock);
             }
         };
         result.changes = report.changes.clone();
         result.inventory = report.plan.inventory.clone();
         let gc = self
-            .garbage_collect(&result.changes, owned, &reconciler, &snapshot, options)
+            .garbage_collect(
+                &result.changes,
+                owned,
+                identity,
+                &reconciler,
+                &snapshot,
+                options,
+            )
             .await;
         result.changes.entries.extend(gc.entries);
         if options.dry_run {
             result.ready = true;
             result.reason = reason::SUCCEEDED.to_string();
             result.message = format!("Dry-run of revision: {revision}");
-            return outcome(result, objects, self.clock);
+            return outcome(result, objects, true, self.clock);
         }
 
         // health checks, on the injected clock
@@ -1146,13 +1306,13 @@ impl FleetContext<'_> {
         {
             result.reason = reason::HEALTH_CHECK_FAILED.to_string();
             result.message = message;
-            return outcome(result, objects, self.clock);
+            return outcome(result, objects, true, self.clock);
         }
         result.ready = true;
         result.reason = reason::SUCCEEDED.to_string();
         result.message = format!("Applied revision: {revision}");
         result.last_applied_revision = Some(revision);
-        outcome(result, objects, self.clock)
+        outcome(result, objects, true, self.clock)
     }
 
     /// Flux's `spec.decryption`: provider `sops`, the age identities in
@@ -1450,5 +1610,74 @@ fn root_kustomization(key: &str, source: &ObjectId, path: &str) -> Kustomization
             "sourceRef": {"kind": source.kind, "name": source.name, "namespace": source.namespace},
         }))
         .expect("a static Kustomization spec"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kustomization(ns: &str, name: &str, sa: Option<&str>) -> Kustomization {
+        let mut spec = serde_json::json!({
+            "interval": "10m", "prune": true,
+            "sourceRef": {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"},
+        });
+        if let Some(sa) = sa {
+            spec["serviceAccountName"] = sa.into();
+        }
+        Kustomization::parse(
+            &Object::new(serde_json::json!({
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": name, "namespace": ns}, "spec": spec,
+            }))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        /// Along any chain of Kustomizations, each created by the one
+        /// before, no Kustomization below one that impersonates acts as the
+        /// host, each acts as its own ServiceAccount, the default one, or
+        /// its nearest impersonating creator's, and every impersonating one
+        /// outside the fleet's namespace is a tenant.
+        #[test]
+        fn no_kustomization_acts_with_more_than_its_creator(
+            chain in proptest::collection::vec(
+                (prop::sample::select(vec!["flux-system", "team-a", "team-b"]),
+                 prop::option::of(prop::sample::select(vec!["sa", "kustomize-controller", ""]))),
+                1..6),
+            default in prop::option::of(prop::sample::select(vec!["default", ""])),
+        ) {
+            let options = FleetOptions {
+                default_service_account: default.map(str::to_string),
+                ..FleetOptions::default()
+            };
+            let mut state = FleetState::default();
+            let mut parent = root_key(&options);
+            for (i, (ns, sa)) in chain.iter().enumerate() {
+                let k = kustomization(ns, &format!("k{i}"), *sa);
+                state.discovered.insert(k.key(), k.clone());
+                state.parents.insert(k.key(), parent.clone());
+                parent = k.key();
+            }
+            let mut inherited: Option<String> = None;
+            for (i, (ns, sa)) in chain.iter().enumerate() {
+                let key = format!("{ns}/k{i}");
+                let identity = state.identity(&key, &options);
+                let own = sa
+                    .filter(|s| !s.is_empty())
+                    .or(default.filter(|d| !d.is_empty()))
+                    .map(|s| format!("system:serviceaccount:{ns}:{s}"));
+                let expected = own.or(inherited.clone());
+                prop_assert_eq!(&identity.user, &expected, "{}", key);
+                if inherited.is_some() {
+                    prop_assert!(identity.user.is_some(), "{} acts as the host", key);
+                }
+                prop_assert_eq!(identity.tenant, identity.user.is_some() && *ns != "flux-system");
+                inherited = identity.user;
+            }
+        }
     }
 }
