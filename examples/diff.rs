@@ -15,6 +15,13 @@
 //!
 //! Exit code: 0 when nothing differs, 1 when something does, 2 on an error
 //! (including a Kustomization that cannot be built or planned).
+//!
+//! The fleet is planned with the same multi-tenancy lockdown as the
+//! reconcile example (`--default-service-account`, default `default`;
+//! `--no-cross-namespace-refs`, default true) and the same
+//! `--local-sources`.
+
+mod fleet_flags;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -56,6 +63,11 @@ struct Args {
     /// Do not report objects that would be pruned.
     #[arg(long)]
     no_prune: bool,
+    /// Map a source of the fleet to a folder or URL: `Kind/ns/name=<folder or URL>`.
+    #[arg(long = "local-sources")]
+    local_sources: Vec<String>,
+    #[command(flatten)]
+    lockdown: fleet_flags::Lockdown,
 }
 
 fn is_url(s: &str) -> bool {
@@ -64,16 +76,32 @@ fn is_url(s: &str) -> bool {
         .any(|p| s.starts_with(p))
 }
 
+fn open_source(location: &str) -> Result<Box<dyn Source>, String> {
+    if is_url(location) {
+        Ok(Box::new(
+            GitSource::new(location).map_err(|e| e.to_string())?,
+        ))
+    } else {
+        if !std::path::Path::new(location).is_dir() {
+            return Err(format!("{location}: no such folder"));
+        }
+        Ok(Box::new(DirSource::new(location)))
+    }
+}
+
 async fn run(args: Args) -> Result<bool, String> {
     let repo = args.repo.clone().unwrap_or_else(|| DEMO_FLEET.to_string());
-    let source: Box<dyn Source> = if is_url(&repo) {
-        Box::new(GitSource::new(&repo).map_err(|e| e.to_string())?)
-    } else {
-        if !std::path::Path::new(&repo).is_dir() {
-            return Err(format!("--repo {repo}: no such folder"));
-        }
-        Box::new(DirSource::new(&repo))
-    };
+    let source = open_source(&repo).map_err(|e| format!("--repo {e}"))?;
+    let mut mappings = args.local_sources.clone();
+    if args.repo.is_none() {
+        mappings.extend(fleet_flags::demo_sources(DEMO_FLEET));
+    }
+    let mut extra: Vec<(ObjectId, Box<dyn Source>)> = Vec::new();
+    for m in &mappings {
+        let (id, location) = fleet_flags::local_source(m)?;
+        let s = open_source(&location).map_err(|e| format!("--local-sources {e}"))?;
+        extra.push((id, s));
+    }
     if !args.state.is_dir() {
         return Err(format!(
             "--state {}: no such folder (run the reconcile example first)",
@@ -85,12 +113,13 @@ async fn run(args: Args) -> Result<bool, String> {
         flux: true,
         ..KustomizeOptions::default()
     });
-    let options = FleetOptions {
+    let mut options = FleetOptions {
         cluster_path: args.path.clone(),
         dry_run: true,
         allow_prune: !args.no_prune,
         ..FleetOptions::default()
     };
+    args.lockdown.apply_to(&mut options);
     let mut sources = BTreeMap::new();
     sources.insert(
         options.root_source.clone(),
@@ -100,6 +129,16 @@ async fn run(args: Args) -> Result<bool, String> {
             verifier: None,
         },
     );
+    for (id, s) in &extra {
+        sources.insert(
+            id.clone(),
+            SourceBinding {
+                source: s.as_ref(),
+                reference: GitRef::branch(&args.branch),
+                verifier: None,
+            },
+        );
+    }
     // a dry run waits for nothing: no health checks run
     let clock = VirtualClock::new(Duration::ZERO);
     let keys = KeysFromSecret::new();

@@ -32,6 +32,19 @@
 //! (`KeysFromSecret`). A Git revision that nothing checks is refused unless
 //! `--insecure-skip-verify` is given. A plain folder carries no signature and
 //! is reconciled as it is.
+//!
+//! Multi-tenancy lockdown, on by default as Flux's lockdown guide sets it:
+//! `--default-service-account` (default `default`) makes a Kustomization
+//! that names no `serviceAccountName` impersonate that ServiceAccount of
+//! its namespace (platform Kustomizations name `serviceAccountName:
+//! kustomize-controller`; the root acts as the reconciler), and
+//! `--no-cross-namespace-refs` (default true) refuses a `sourceRef` to
+//! another namespace. Turn them off with `--default-service-account=` and
+//! `--no-cross-namespace-refs=false`. Sources other than the root are
+//! mapped with `--local-sources Kind/ns/name=<folder or URL>` (the demo
+//! fleet's tenant repository is mapped to the demo folder).
+
+mod fleet_flags;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -122,6 +135,8 @@ struct Args {
     /// Watch for this long, e.g. `10m`, then stop (implies `--watch`).
     #[arg(long = "for", value_name = "DURATION")]
     watch_for: Option<String>,
+    #[command(flatten)]
+    lockdown: fleet_flags::Lockdown,
 }
 
 /// The wall clock, for a real run. Tests use `VirtualClock` instead.
@@ -271,20 +286,13 @@ async fn run(args: Args) -> Result<bool, String> {
         return Err(format!("--repo {repo}: no such folder"));
     }
     let mut extra: Vec<(ObjectId, Box<dyn Source>)> = Vec::new();
-    for m in &args.local_sources {
-        let (subject, location) = m.split_once('=').ok_or_else(|| {
-            format!("--local-sources {m:?}: expected Kind/ns/name=<folder or URL>")
-        })?;
-        let parts: Vec<&str> = subject.split('/').collect();
-        let [kind, ns, name] = parts.as_slice() else {
-            return Err(format!(
-                "--local-sources {m:?}: expected Kind/ns/name=<folder or URL>"
-            ));
-        };
-        extra.push((
-            ObjectId::new("source.toolkit.fluxcd.io", kind, ns, name),
-            open_source(location, &args)?,
-        ));
+    let mut mappings = args.local_sources.clone();
+    if args.repo.is_none() {
+        mappings.extend(fleet_flags::demo_sources(DEMO_FLEET));
+    }
+    for m in &mappings {
+        let (id, location) = fleet_flags::local_source(m)?;
+        extra.push((id, open_source(&location, &args)?));
     }
     let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
     // Secrets do not go in Git: plaintext Secrets are refused unless their
@@ -297,7 +305,7 @@ async fn run(args: Args) -> Result<bool, String> {
         secrets,
         ..KustomizeOptions::default()
     });
-    let options = FleetOptions {
+    let mut options = FleetOptions {
         cluster_path: args.path.clone(),
         max_timeout: args
             .timeout
@@ -310,6 +318,7 @@ async fn run(args: Args) -> Result<bool, String> {
         require_signed: !args.insecure_skip_verify,
         ..FleetOptions::default()
     };
+    args.lockdown.apply_to(&mut options);
     let mut sources = BTreeMap::new();
     let reference = GitRef::branch(&args.branch);
     sources.insert(

@@ -16,6 +16,7 @@ use driftless::fleet::{
     Clock, FleetContext, FleetOptions, FleetReport, KeysFromSecret, Metrics, RecordingSink,
     Severity, SourceBinding, VirtualClock, NAMESPACE_LABEL, NAME_LABEL,
 };
+use driftless::flux::SOURCE_GROUP;
 use driftless::plan::Action;
 use driftless::render::kustomize::{Kustomize, KustomizeOptions};
 use driftless::schema::Schema;
@@ -44,6 +45,16 @@ impl Run<'_> {
         let mut sources = BTreeMap::new();
         sources.insert(
             options.root_source.clone(),
+            SourceBinding {
+                source: self.source,
+                reference: GitRef::branch("main"),
+                verifier: None,
+            },
+        );
+        // the demo fleet's tenant builds from a GitRepository of its own
+        // namespace, whose files are in the same folder
+        sources.insert(
+            id(SOURCE_GROUP, "GitRepository", "team-a", "team-a"),
             SourceBinding {
                 source: self.source,
                 reference: GitRef::branch("main"),
@@ -813,7 +824,8 @@ fn the_diff_example_reports_created_drifted_and_deleted() {
     let repo = fleet.path().to_str().unwrap().to_string();
     let st = state.path().join("s");
     let st = st.to_str().unwrap().to_string();
-    let args = ["--repo", repo.as_str(), "--state", st.as_str()];
+    let tenant = demo_tenant_source(&repo);
+    let args = ["--repo", repo.as_str(), "--state", st.as_str(), &tenant];
 
     // no state yet: an error, exit 2
     let out = run_example("diff", &args);
@@ -935,9 +947,10 @@ fn the_tree_example_prints_kustomizations_and_inventories() {
     let state = tempfile::tempdir().unwrap();
     let repo = fleet.path().to_str().unwrap().to_string();
     let st = state.path().to_str().unwrap().to_string();
+    let tenant = demo_tenant_source(&repo);
     let out = run_example(
         "reconcile",
-        &["--repo", repo.as_str(), "--state", st.as_str()],
+        &["--repo", repo.as_str(), "--state", st.as_str(), &tenant],
     );
     assert!(out.status.success());
     let out = run_example("tree", &["--state", st.as_str()]);

@@ -443,6 +443,7 @@ fn the_reconcile_example_watches_with_the_same_output() {
             repo.path().display().to_string(),
             "--state".to_string(),
             state.display().to_string(),
+            demo_tenant_source(&repo.path().display().to_string()),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
         args

@@ -595,23 +595,38 @@ fn bad_input_errors_name_the_object() {
 // ------------------------------------------------------------ the example
 
 /// The per-object lines a library run of the fleet produces: the oracle for
-/// the example's output.
+/// the example's output, with the options the example's defaults stand for
+/// (Flux's multi-tenancy lockdown).
 fn library_lines(fleet: &Path) -> Vec<String> {
     use driftless::fleet::{FleetContext, FleetOptions, NoEvents, SourceBinding, VirtualClock};
     let source = DirSource::new(fleet);
     let renderer = renderer();
     let cluster = MemoryCluster::new();
     let clock = VirtualClock::new(std::time::Duration::from_secs(1_700_000_000));
-    let options = FleetOptions::default();
+    let options = FleetOptions {
+        default_service_account: Some("default".to_string()),
+        no_cross_namespace_refs: true,
+        ..FleetOptions::default()
+    };
     let mut sources = std::collections::BTreeMap::new();
-    sources.insert(
+    for id in [
         options.root_source.clone(),
-        SourceBinding {
-            source: &source,
-            reference: GitRef::branch("main"),
-            verifier: None,
-        },
-    );
+        ObjectId::new(
+            "source.toolkit.fluxcd.io",
+            "GitRepository",
+            "team-a",
+            "team-a",
+        ),
+    ] {
+        sources.insert(
+            id,
+            SourceBinding {
+                source: &source,
+                reference: GitRef::branch("main"),
+                verifier: None,
+            },
+        );
+    }
     let ctx = FleetContext {
         sources,
         verifiers: None,
@@ -650,7 +665,8 @@ fn the_reconcile_example_as_a_user_runs_it() {
     let state = tempfile::tempdir().unwrap();
     let repo = fleet.path().to_str().unwrap().to_string();
     let st = state.path().to_str().unwrap().to_string();
-    let args = ["--repo", repo.as_str(), "--state", st.as_str()];
+    let tenant = demo_tenant_source(&repo);
+    let args = ["--repo", repo.as_str(), "--state", st.as_str(), &tenant];
     let out = run_example("reconcile", &args);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
@@ -902,7 +918,8 @@ fn reconcile_example_refuses_an_unverified_git_revision() {
     let state = tempfile::tempdir().unwrap();
     let st = state.path().to_str().unwrap().to_string();
 
-    let out = run_example("reconcile", &["--repo", &url, "--state", &st]);
+    let tenant = demo_tenant_source(&url);
+    let out = run_example("reconcile", &["--repo", &url, "--state", &st, &tenant]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(
@@ -914,7 +931,14 @@ fn reconcile_example_refuses_an_unverified_git_revision() {
 
     let out = run_example(
         "reconcile",
-        &["--repo", &url, "--state", &st, "--insecure-skip-verify"],
+        &[
+            "--repo",
+            &url,
+            "--state",
+            &st,
+            &tenant,
+            "--insecure-skip-verify",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("Deployment/apps/app1 created"));
@@ -953,6 +977,7 @@ fn reconcile_example_refuses_an_unverified_git_revision() {
             &url,
             "--state",
             &st,
+            &tenant,
             "--allowed-signers",
             signers.to_str().unwrap(),
         ],
@@ -984,7 +1009,8 @@ fn reconcile_example_refuses_plaintext_secrets() {
     let state = tempfile::tempdir().unwrap();
     let st = state.path().to_str().unwrap().to_string();
     let repo = fleet.path().to_str().unwrap().to_string();
-    let out = run_example("reconcile", &["--repo", &repo, "--state", &st]);
+    let tenant = demo_tenant_source(&repo);
+    let out = run_example("reconcile", &["--repo", &repo, "--state", &st, &tenant]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -1004,6 +1030,7 @@ fn reconcile_example_refuses_plaintext_secrets() {
             &repo,
             "--state",
             &st,
+            &tenant,
             "--allow-plaintext-secrets",
             "apps/base/app1/db-secret.yaml",
         ],

@@ -14,7 +14,7 @@ mod tenancy_support;
 use driftless::apply::MemoryCluster;
 use driftless::fleet::FleetOptions;
 use driftless::ObjectId;
-use support::{edit_file, fixture};
+use support::{edit_file, fixture, run_example, stderr, stdout};
 use tenancy_support::*;
 
 const NESTED: &str = "team-a/nested";
@@ -328,4 +328,70 @@ fn cross_namespace_sources_need_the_hosts_permission() {
         &[team_b_source],
     );
     assert_ready(&report, "team-a/team-a");
+}
+
+/// The examples run with both lockdowns on unless told otherwise.
+#[test]
+fn the_examples_default_to_the_lockdown() {
+    let repo = fixture("tenancy");
+    let state = tempfile::tempdir().unwrap();
+    let path = repo.path().to_str().unwrap().to_string();
+    let st = state.path().to_str().unwrap().to_string();
+    let base = ["--repo", path.as_str(), "--state", st.as_str()];
+    // the platform's Kustomization names no identity: flux-system's
+    // default ServiceAccount has no rights
+    let out = run_example("reconcile", &base);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Kustomization/flux-system/tenants not ready")
+            && err.contains("User \"system:serviceaccount:flux-system:default\" cannot"),
+        "{err}"
+    );
+    // it names the controller's: the tenants may not build from the
+    // platform's source
+    edit_file(
+        &repo.path().join("clusters/production/tenants.yaml"),
+        "  prune: true\n",
+        "  prune: true\n  serviceAccountName: kustomize-controller\n",
+    );
+    let out = run_example("reconcile", &base);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Kustomization/team-a/team-a not ready: AccessDenied: can't access 'GitRepository/flux-system/flux-system', cross-namespace references have been blocked"),
+        "{err}"
+    );
+    let out = run_example("diff", &base);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("cross-namespace references have been blocked"),
+        "{}",
+        stderr(&out)
+    );
+    // both turned off: the tenant runs, and its nested Kustomization still
+    // acts as the tenant
+    let mut open = base.to_vec();
+    open.extend([
+        "--no-cross-namespace-refs=false",
+        "--default-service-account=",
+    ]);
+    let out = run_example("reconcile", &open);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("► Kustomization/team-a/team-a ") && text.contains("Ready=True"),
+        "{text}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("Kustomization/team-a/nested not ready: ReconciliationFailed")
+            && err.contains("policy tenant-boundary"),
+        "{err}"
+    );
+    let cluster = MemoryCluster::open(state.path()).unwrap();
+    assert!(cluster
+        .object(&id("", "ConfigMap", "team-a", "settings"))
+        .is_some());
+    assert!(cluster.object(&cluster_admin_binding()).is_none());
 }

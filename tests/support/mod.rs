@@ -32,6 +32,13 @@ pub fn demo_fleet() -> tempfile::TempDir {
     dir
 }
 
+/// The `--local-sources` flag the examples need for a copy of the demo
+/// fleet in `fleet`: its tenant's own GitRepository (`team-a/team-a`, in
+/// `tenants/team-a/flux.yaml`) reads the same folder.
+pub fn demo_tenant_source(fleet: &str) -> String {
+    format!("--local-sources=GitRepository/team-a/team-a={fleet}")
+}
+
 /// A temp copy of a fixture under `tests/fixtures/fleet/<case>`.
 pub fn fixture(case: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
