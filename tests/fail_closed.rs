@@ -40,7 +40,8 @@ fn a_dropped_colon_in_a_generated_folder_fails_the_build_and_deletes_nothing() {
     let repo = fleet.path().to_str().unwrap().to_string();
     let st = state.path().join("s");
     let st = st.to_str().unwrap().to_string();
-    let args = ["--repo", repo.as_str(), "--state", st.as_str()];
+    let tenant = demo_tenant_source(&repo);
+    let args = ["--repo", repo.as_str(), "--state", st.as_str(), &tenant];
 
     let out = run_example("reconcile", &args);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
