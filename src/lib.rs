@@ -64,6 +64,7 @@ pub mod apply;
 pub mod diff;
 pub mod fleet;
 pub mod flux;
+pub mod gotmpl;
 pub mod health;
 mod hint;
 pub mod image;
