@@ -26,6 +26,14 @@
 //! (implies `--watch`); the exit code then tells whether every
 //! Kustomization was Ready at the end.
 //!
+//! The prune guard: `--max-prune N|P%` (default `50%`) stops a
+//! Kustomization's run before any write when it would delete more than `N`
+//! objects, or more than `P` percent of its inventory (rounded down; the
+//! inventories of the Kustomizations it deletes, which their finalizer
+//! garbage-collects, count too). The Kustomization is then not Ready
+//! (`PruneLimitExceeded`), and the message lists what would have been
+//! deleted. `--max-prune 100%` allows any prune.
+//!
 //! Verification: `--allowed-signers` or `--openpgp-keys` check every revision
 //! with those keys. Otherwise each GitRepository's `spec.verify` decides, with
 //! the trusted keys read from the Secret it names in the embedded cluster
@@ -58,7 +66,7 @@ use driftless::fleet::{
     Scheduler, SourceBinding,
 };
 use driftless::flux::parse_duration;
-use driftless::plan::Action;
+use driftless::plan::{Action, MaxPrune};
 use driftless::render::kustomize::{Kustomize, KustomizeOptions};
 use driftless::schema::Schema;
 use driftless::sops::SecretRules;
@@ -97,6 +105,13 @@ struct Args {
     /// Never delete objects that left Git.
     #[arg(long)]
     no_prune: bool,
+    /// The prune guard: the most one Kustomization's run may delete, as a
+    /// count (`10`) or a share of its inventory (`50%`), the inventories its
+    /// deleted Kustomizations garbage-collect included. Over the limit,
+    /// nothing is written and the Kustomization is not Ready. `100%`
+    /// allows any prune.
+    #[arg(long, value_name = "N|P%", default_value = "50%")]
+    max_prune: MaxPrune,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
@@ -315,6 +330,7 @@ async fn run(args: Args) -> Result<bool, String> {
             .map_err(|e| format!("--timeout: {e}"))?,
         dry_run: args.dry_run,
         allow_prune: !args.no_prune,
+        max_prune: Some(args.max_prune),
         require_signed: !args.insecure_skip_verify,
         ..FleetOptions::default()
     };

@@ -147,6 +147,64 @@ pub struct ReconcileReport {
     pub dry_run: bool,
 }
 
+/// A plan made against the live state, with what it was made from;
+/// nothing has been written (see [`Reconciler::plan_objects`]).
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// The revision being reconciled.
+    pub revision: Revision,
+    /// Who signed it.
+    pub verdict: Verdict,
+    /// The desired objects.
+    pub desired: Vec<Object>,
+    /// Render and policy warnings.
+    pub warnings: Vec<String>,
+    /// The inventory recorded before this run.
+    pub previous: plan::Inventory,
+    /// The live objects of everything desired or previously owned.
+    pub live: BTreeMap<ObjectId, Object>,
+    /// The plan.
+    pub plan: Plan,
+}
+
+impl PlannedRun {
+    /// What the plan deletes (`Kind/ns/name`), in delete order.
+    pub fn deletions(&self) -> Vec<String> {
+        self.plan
+            .prune
+            .iter()
+            .filter(|c| c.action == Action::Deleted)
+            .map(|c| c.id.subject())
+            .collect()
+    }
+
+    /// The prune guard (see [`plan::MaxPrune`]): this plan's deletions, plus
+    /// every entry of `cascade` (the inventories that the deletion of a
+    /// Kustomization garbage-collects), against the previous inventory
+    /// plus those inventories. `None` allows anything.
+    pub fn check_prune(
+        &self,
+        limit: Option<plan::MaxPrune>,
+        cascade: &[(String, plan::Inventory)],
+    ) -> Result<(), ReconcileError> {
+        if limit.is_none() {
+            return Ok(());
+        }
+        let mut would_delete = self.deletions();
+        let mut inventory = self.previous.entries.len();
+        for (_, inv) in cascade {
+            inventory += inv.entries.len();
+            would_delete.extend(inv.entries.iter().map(|e| {
+                // an id that does not parse is shown as recorded
+                e.id.parse::<ObjectId>()
+                    .map(|id| id.subject())
+                    .unwrap_or_else(|_| e.id.clone())
+            }));
+        }
+        plan::check_prune(limit, would_delete, inventory).map_err(ReconcileError::PruneLimit)
+    }
+}
+
 /// Why a reconcile stopped. Stages after the failing one did not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -163,6 +221,10 @@ pub enum ReconcileError {
     /// No plan could be made; nothing was applied.
     #[error("plan failed: {0}")]
     Plan(#[from] PlanError),
+    /// The plan would prune more than [`PlanOptions::max_prune`] allows;
+    /// nothing was applied. Lists what would have been deleted.
+    #[error("{0}")]
+    PruneLimit(plan::PruneLimitError),
     /// A policy gate refused objects; nothing was applied. Lists every
     /// violation.
     #[error("policy check failed: {0}")]
@@ -285,7 +347,10 @@ impl Reconciler<'_> {
         .await
     }
 
-    /// Runs the pipeline from the plan stage on, for objects rendered elsewhere.
+    /// Runs the pipeline from the plan stage on, for objects rendered
+    /// elsewhere: [`Reconciler::plan_objects`], the prune guard
+    /// ([`PlanOptions::max_prune`] over this plan's own deletions), then
+    /// [`Reconciler::carry_out`].
     pub async fn reconcile_objects(
         &self,
         revision: Revision,
@@ -294,6 +359,24 @@ impl Reconciler<'_> {
         warnings: Vec<String>,
         options: &ReconcileOptions,
     ) -> Result<ReconcileReport, ReconcileError> {
+        let run = self
+            .plan_objects(revision, verdict, desired, warnings, options)
+            .await?;
+        run.check_prune(options.plan.max_prune, &[])?;
+        self.carry_out(run, options).await
+    }
+
+    /// The plan stage: policy gates, the previous inventory and the live
+    /// objects read, namespaces checked, the plan made. Nothing is written;
+    /// the prune guard is not checked yet (see [`PlannedRun::check_prune`]).
+    pub async fn plan_objects(
+        &self,
+        revision: Revision,
+        verdict: Verdict,
+        desired: Vec<Object>,
+        warnings: Vec<String>,
+        options: &ReconcileOptions,
+    ) -> Result<PlannedRun, ReconcileError> {
         let mut warnings = warnings;
         warnings.extend(options.policies.check(&desired)?);
         let previous = self
@@ -337,6 +420,35 @@ impl Reconciler<'_> {
             let _s = debug_span!("plan", objects = desired.len()).entered();
             plan::plan(&desired, &live, &previous, &self.schema, &options.plan)?
         };
+        Ok(PlannedRun {
+            revision,
+            verdict,
+            desired,
+            warnings,
+            previous,
+            live,
+            plan,
+        })
+    }
+
+    /// Carries out a plan made by [`Reconciler::plan_objects`]: every write
+    /// dry-run first, then (unless [`ReconcileOptions::dry_run`]) the inventory
+    /// widened, the stages applied, the prunes deleted and the new inventory
+    /// recorded.
+    pub async fn carry_out(
+        &self,
+        run: PlannedRun,
+        options: &ReconcileOptions,
+    ) -> Result<ReconcileReport, ReconcileError> {
+        let PlannedRun {
+            revision,
+            verdict,
+            desired,
+            warnings,
+            previous,
+            live,
+            plan,
+        } = run;
         let by_id: BTreeMap<ObjectId, &Object> = desired.iter().map(|o| (o.id(), o)).collect();
         let apply_opts = ApplyOptions {
             field_manager: options.plan.field_manager.clone(),

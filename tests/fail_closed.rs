@@ -72,3 +72,243 @@ fn a_dropped_colon_in_a_generated_folder_fails_the_build_and_deletes_nothing() {
         "the state is byte-identical after a failed build"
     );
 }
+
+fn cm(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  k: v\n")
+}
+
+/// The prune guard in the library: a plan that would delete more than
+/// `PlanOptions::max_prune` allows stops before any write, names what it
+/// would have deleted and how to allow it; within the limit it prunes.
+#[test]
+fn the_prune_guard_stops_a_plan_that_deletes_too_much_before_any_write() {
+    use driftless::apply::{Applier, MemoryCluster};
+    use driftless::pipeline::{ReconcileError, ReconcileOptions, Reconciler};
+    use driftless::plan::{Action, MaxPrune, PlanOptions};
+    use driftless::render::kustomize::{Kustomize, KustomizeOptions};
+    use driftless::schema::Schema;
+    use driftless::source::DirSource;
+    use driftless::verify::danger::NoVerification;
+    use futures::executor::block_on;
+
+    let repo = tempfile::tempdir().unwrap();
+    for n in ["a", "b", "c", "d"] {
+        std::fs::write(repo.path().join(format!("{n}.yaml")), cm(n)).unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let cluster = MemoryCluster::open(state.path()).unwrap();
+    let renderer = Kustomize::new(KustomizeOptions::flux());
+    let source = DirSource::new(repo.path());
+    let reconciler = Reconciler {
+        source: &source,
+        verifier: &NoVerification,
+        renderer: &renderer,
+        applier: &cluster,
+        schema: Schema::kubernetes(),
+    };
+    let with = |limit: Option<MaxPrune>| ReconcileOptions {
+        path: ".".into(),
+        owner: "default/app".into(),
+        plan: PlanOptions {
+            max_prune: limit,
+            ..PlanOptions::default()
+        },
+        ..ReconcileOptions::default()
+    };
+    block_on(reconciler.reconcile(&with(Some(MaxPrune::Percent(50))))).unwrap();
+    for n in ["b", "c", "d"] {
+        std::fs::remove_file(repo.path().join(format!("{n}.yaml"))).unwrap();
+    }
+    let before = files(state.path());
+    for limit in [
+        MaxPrune::Percent(50),
+        MaxPrune::Percent(74),
+        MaxPrune::Count(2),
+    ] {
+        for dry_run in [false, true] {
+            let mut options = with(Some(limit));
+            options.dry_run = dry_run;
+            let err = block_on(reconciler.reconcile(&options)).unwrap_err();
+            let ReconcileError::PruneLimit(e) = &err else {
+                panic!("{limit}: {err}");
+            };
+            assert_eq!(
+                e.would_delete,
+                [
+                    "ConfigMap/default/d",
+                    "ConfigMap/default/c",
+                    "ConfigMap/default/b"
+                ]
+            );
+            assert_eq!(e.inventory, 4);
+            let m = err.to_string();
+            assert!(m.contains("would delete 3 of 4 inventory entries"), "{m}");
+            assert!(m.contains("--max-prune 3"), "{m}");
+            assert!(m.contains("--max-prune 100%"), "{m}");
+            assert_eq!(files(state.path()), before, "{limit}: nothing written");
+        }
+    }
+    // within the limit (75% of 4 is 3), it prunes
+    let report = block_on(reconciler.reconcile(&with(Some(MaxPrune::Percent(75))))).unwrap();
+    assert_eq!(report.changes.count(Action::Deleted), 3);
+    let inv = block_on(cluster.read_inventory("default/app"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(inv.entries.len(), 1);
+    // the library default (no limit) prunes anything, as Flux does
+    std::fs::remove_file(repo.path().join("a.yaml")).unwrap();
+    std::fs::write(repo.path().join("e.yaml"), cm("e")).unwrap();
+    let report = block_on(reconciler.reconcile(&with(None))).unwrap();
+    assert_eq!(report.changes.count(Action::Deleted), 1);
+}
+
+/// The examples' prune guard covers the garbage collection of a deleted
+/// Kustomization's inventory (Flux's finalizer): removing
+/// `clusters/production/apps.yaml` deletes one of the root's 6 entries,
+/// but with it the 7 objects of the apps Kustomization. The default 50%
+/// stops it before any write; `--max-prune 100%` allows it.
+#[test]
+fn the_reconcile_example_guards_prunes_through_garbage_collection() {
+    let fleet = demo_fleet();
+    let state = tempfile::tempdir().unwrap();
+    let repo = fleet.path().to_str().unwrap().to_string();
+    let st = state.path().join("s");
+    let st = st.to_str().unwrap().to_string();
+    let args = ["--repo", repo.as_str(), "--state", st.as_str()];
+    let out = run_example("reconcile", &args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let before = files(Path::new(&st));
+
+    std::fs::remove_file(fleet.path().join("clusters/production/apps.yaml")).unwrap();
+    let out = run_example("reconcile", &args);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{o}{e}");
+    assert!(
+        o.contains("Kustomization/flux-system/flux-system")
+            && o.contains("Ready=False PruneLimitExceeded: prune limit exceeded: the plan would delete 8 of 13 inventory entries, more than the limit 50% allows (6)"),
+        "{o}"
+    );
+    for subject in [
+        "Kustomization/flux-system/apps",
+        "Deployment/apps/app1",
+        "Namespace/apps",
+    ] {
+        assert!(o.contains(subject), "{subject} is listed: {o}");
+    }
+    assert!(o.contains("--max-prune 100%"), "{o}");
+    assert_eq!(files(Path::new(&st)), before, "nothing written");
+
+    let mut allow = args.to_vec();
+    allow.extend(["--max-prune", "100%"]);
+    let out = run_example("reconcile", &allow);
+    let o = stdout(&out);
+    assert!(out.status.success(), "{o}{}", stderr(&out));
+    assert!(o.contains("Deployment/apps/app1 deleted"), "{o}");
+    assert!(o.contains("Kustomization/flux-system/apps deleted"), "{o}");
+
+    // a limit that does not parse is a usage error
+    let mut bad = args.to_vec();
+    bad.extend(["--max-prune", "120%"]);
+    let out = run_example("reconcile", &bad);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid prune limit"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn run_fleet(
+    repo: &Path,
+    applier: &dyn driftless::apply::Applier,
+    options: &driftless::fleet::FleetOptions,
+) -> driftless::fleet::FleetReport {
+    use driftless::fleet::{FleetContext, NoEvents, SourceBinding, VirtualClock};
+    use driftless::render::kustomize::{Kustomize, KustomizeOptions};
+    use driftless::schema::Schema;
+    use driftless::source::{DirSource, GitRef};
+    let renderer = Kustomize::new(KustomizeOptions::flux());
+    let source = DirSource::new(repo);
+    let clock = VirtualClock::new(std::time::Duration::from_secs(1_700_000_000));
+    let mut sources = std::collections::BTreeMap::new();
+    sources.insert(
+        options.root_source.clone(),
+        SourceBinding {
+            source: &source,
+            reference: GitRef::branch("main"),
+            verifier: None,
+        },
+    );
+    let ctx = FleetContext {
+        sources,
+        verifiers: None,
+        renderer: &renderer,
+        applier,
+        clock: &clock,
+        events: &NoEvents,
+        metrics: None,
+        schema: Schema::kubernetes(),
+    };
+    futures::executor::block_on(ctx.reconcile(options)).unwrap()
+}
+
+/// Flux's finalizer: a Kustomization removed from Git is deleted only once
+/// its inventory is garbage-collected. A fault in the middle of that is a
+/// PruneFailed (it was only logged), the Kustomization object and the rest
+/// of its inventory stay, and the next run finishes the job.
+#[test]
+fn a_garbage_collection_that_fails_keeps_the_kustomization_and_converges() {
+    use driftless::apply::{FailingApplier, MemoryCluster};
+    use driftless::fleet::FleetOptions;
+    use driftless::ObjectId;
+
+    let repo = fixture("seed");
+    let state = tempfile::tempdir().unwrap();
+    let options = FleetOptions::default();
+    let first = run_fleet(
+        repo.path(),
+        &MemoryCluster::open(state.path()).unwrap(),
+        &options,
+    );
+    assert!(first.all_ready());
+    std::fs::remove_file(repo.path().join("clusters/production/tenants.yaml")).unwrap();
+    let tenants = ObjectId::new(
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "flux-system",
+        "tenants",
+    );
+    let web = ObjectId::new("apps", "Deployment", "team-a", "web");
+    let mut seen = 0;
+    for n in 1..40 {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(state.path(), copy.path());
+        let failing = FailingApplier::new(MemoryCluster::open(copy.path()).unwrap(), n);
+        let report = run_fleet(repo.path(), &failing, &options);
+        let root = report.get("flux-system/flux-system").unwrap();
+        if !root
+            .message
+            .starts_with("garbage collection of Kustomization/")
+        {
+            if seen > 0 {
+                // past the garbage collection (it runs before the root's own writes)
+                break;
+            }
+            continue;
+        }
+        seen += 1;
+        assert_eq!(root.reason, "PruneFailed", "{n}: {}", root.message);
+        assert!(!root.ready);
+        let cluster = MemoryCluster::open(copy.path()).unwrap();
+        assert!(
+            cluster.object(&tenants).is_some(),
+            "{n}: the Kustomization stays until its objects are gone"
+        );
+        // the next run finishes the garbage collection
+        let again = run_fleet(repo.path(), &cluster, &options);
+        assert!(again.all_ready(), "{n}: {:?}", again.results);
+        assert!(cluster.object(&tenants).is_none(), "{n}");
+        assert!(cluster.object(&web).is_none(), "{n}");
+    }
+    assert!(seen >= 3, "faults hit the garbage collection {seen} times");
+}

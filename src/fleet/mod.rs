@@ -72,6 +72,10 @@ pub mod reason {
     pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
     /// Deleting pruned objects failed.
     pub const PRUNE_FAILED: &str = "PruneFailed";
+    /// The plan would prune more than the prune guard allows
+    /// ([`PlanOptions::max_prune`](crate::plan::PlanOptions::max_prune));
+    /// nothing was applied. driftless's own reason: Flux has no prune guard.
+    pub const PRUNE_LIMIT_EXCEEDED: &str = "PruneLimitExceeded";
     /// `spec.suspend` is set.
     pub const SUSPENDED: &str = "Suspended";
     /// A reference the host does not permit (a cross-namespace source
@@ -217,6 +221,11 @@ pub struct FleetOptions {
     pub strict_substitution: bool,
     /// When false, nothing is pruned whatever `spec.prune` says.
     pub allow_prune: bool,
+    /// The prune guard for every Kustomization (see
+    /// [`PlanOptions::max_prune`]): the deletions of one run, the
+    /// inventories its deleted Kustomizations garbage-collect included.
+    /// `None` (the default, as in Flux) allows any prune.
+    pub max_prune: Option<crate::plan::MaxPrune>,
     /// Refuse Git revisions that no verifier checked (no host verifier and
     /// no `spec.verify`), instead of reconciling them unverified as Flux does.
     pub require_signed: bool,
@@ -251,6 +260,7 @@ impl Default for FleetOptions {
             dry_run: false,
             strict_substitution: false,
             allow_prune: true,
+            max_prune: None,
             require_signed: false,
             default_service_account: None,
             no_cross_namespace_refs: false,
@@ -902,88 +912,113 @@ impl FleetContext<'_> {
         checked.map(Some)
     }
 
-    /// The live Kustomization objects listed in `inventory`.
-    async fn live_kustomizations(&self, inventory: &Inventory) -> Vec<Object> {
+    /// The live Kustomization objects listed in `inventory`. An entry that
+    /// does not parse, or a read that fails, is an error: a Kustomization
+    /// skipped here would never have its inventory garbage-collected.
+    async fn live_kustomizations(
+        &self,
+        owner: &str,
+        inventory: &Inventory,
+    ) -> Result<Vec<Object>, ReconcileError> {
         let mut out = Vec::new();
         for e in &inventory.entries {
-            let Ok(id) = e.id.parse::<ObjectId>() else {
-                continue;
-            };
+            let id = e.id.parse::<ObjectId>().map_err(|err| {
+                ReconcileError::Read(crate::apply::ApplyError::Invalid {
+                    subject: format!("inventory {owner}"),
+                    message: format!("entry {:?}: {err}", e.id),
+                    causes: Default::default(),
+                })
+            })?;
             if id.group != crate::flux::KUSTOMIZE_GROUP || id.kind != "Kustomization" {
                 continue;
             }
-            if let Ok(Some(o)) = self.applier.get(&id).await {
+            if let Some(o) = self.applier.get(&id).await.map_err(ReconcileError::Read)? {
                 out.push(o);
             }
         }
-        out
+        Ok(out)
     }
 
-    /// Flux's finalizer: every Kustomization in `owned` that `changes`
-    /// deleted, and that has `spec.prune` and is not suspended, has the
-    /// objects of its inventory deleted (as its service account). Nested
-    /// Kustomizations go first, as in a cluster, where a Kustomization's
-    /// finalizer holds back the deletion of its namespace and of the
-    /// RoleBindings its tenant acts through. Returns what was deleted; a
-    /// failure is logged and leaves the rest of that inventory recorded, so
-    /// a later run can finish it.
-    async fn garbage_collect(
+    /// What Flux's finalizer garbage-collects when the Kustomizations
+    /// `deleted` (of those in `owned`, the live ones a run starts from) are
+    /// deleted: each one with `spec.prune` and not suspended, with its
+    /// recorded inventory, nested Kustomizations first (post-order), as in
+    /// a cluster, where a Kustomization's finalizer holds back the deletion
+    /// of its namespace and of the RoleBindings its tenant acts through.
+    async fn collectable(
         &self,
-        changes: &ChangeSet,
-        owned: Vec<Object>,
+        deleted: &BTreeSet<ObjectId>,
+        owned: &[Object],
         owner: &Identity,
-        reconciler: &Reconciler<'_>,
-        snapshot: &Verified<Snapshot>,
         options: &FleetOptions,
-    ) -> ChangeSet {
-        let mut out = ChangeSet::default();
-        if !options.allow_prune || options.dry_run {
-            return out;
-        }
-        let deleted = |o: &Object| {
-            changes
-                .entries
-                .iter()
-                .any(|c| c.action == Action::Deleted && c.id == o.id())
-        };
-        // post-order over the Kustomizations to collect: children first;
+    ) -> Result<Vec<(Kustomization, Identity, Inventory)>, ReconcileError> {
         // each acts as it did when it ran (its own identity, else its
         // creator's)
         let mut stack: Vec<(Object, bool, Option<String>)> = owned
-            .into_iter()
-            .filter(|o| deleted(o))
+            .iter()
+            .filter(|o| deleted.contains(&o.id()))
             .rev()
-            .map(|o| (o, false, owner.user.clone()))
+            .map(|o| (o.clone(), false, owner.user.clone()))
             .collect();
         let mut seen = BTreeSet::new();
-        let mut order: Vec<(Kustomization, Identity)> = Vec::new();
+        let mut order: Vec<(Kustomization, Identity, Inventory)> = Vec::new();
+        let mut inventories: BTreeMap<String, Inventory> = BTreeMap::new();
         while let Some((live, expanded, parent)) = stack.pop() {
-            let Ok(k) = Kustomization::from_object(&live) else {
-                continue;
-            };
+            let k = Kustomization::from_object(&live).map_err(|e| {
+                ReconcileError::Read(crate::apply::ApplyError::Invalid {
+                    subject: live.id().subject(),
+                    message: format!("cannot garbage-collect its inventory: {e}"),
+                    causes: Default::default(),
+                })
+            })?;
             if !k.spec.prune || k.spec.suspend {
                 continue;
             }
             let identity = identity_for(&k, parent.clone(), options);
+            let key = k.key();
             if expanded {
-                order.push((k, identity));
+                let inventory = inventories.remove(&key).unwrap_or_default();
+                order.push((k, identity, inventory));
                 continue;
             }
-            if !seen.insert(k.key()) {
+            if !seen.insert(key.clone()) {
                 continue;
             }
             stack.push((live, true, parent));
-            if let Ok(Some(inventory)) = self.applier.read_inventory(&k.key()).await {
-                let nested = self.live_kustomizations(&inventory).await;
-                stack.extend(
-                    nested
-                        .into_iter()
-                        .rev()
-                        .map(|o| (o, false, identity.user.clone())),
-                );
-            }
+            let inventory = self
+                .applier
+                .read_inventory(&key)
+                .await
+                .map_err(ReconcileError::Read)?
+                .unwrap_or_default();
+            let nested = self.live_kustomizations(&key, &inventory).await?;
+            inventories.insert(key, inventory);
+            stack.extend(
+                nested
+                    .into_iter()
+                    .rev()
+                    .map(|o| (o, false, identity.user.clone())),
+            );
         }
-        for (k, identity) in order {
+        Ok(order)
+    }
+
+    /// Flux's finalizer: the Kustomizations of `collectable` have the
+    /// objects of their inventories deleted (each as it acted when it ran),
+    /// in that order, before the run that deletes them: as in a cluster, a
+    /// Kustomization object is gone only once its finalizer is done.
+    /// Returns what was deleted; on a failure it stops there, with the
+    /// message, and the rest of that inventory stays recorded (the run that
+    /// would delete the Kustomization does not go ahead, so the next one
+    /// tries again).
+    async fn garbage_collect(
+        &self,
+        collectable: &[(Kustomization, Identity, Inventory)],
+        reconciler: &Reconciler<'_>,
+        snapshot: &Verified<Snapshot>,
+    ) -> Result<ChangeSet, (ChangeSet, String)> {
+        let mut out = ChangeSet::default();
+        for (k, identity, _) in collectable {
             let key = k.key();
             let ropts = ReconcileOptions {
                 path: k.spec.path.clone().unwrap_or_default(),
@@ -994,7 +1029,7 @@ impl FleetContext<'_> {
                     ..PlanOptions::default()
                 },
                 dry_run: false,
-                impersonate: identity.user,
+                impersonate: identity.user.clone(),
                 policies: crate::policy::PolicySet::default(),
             };
             let run = reconciler
@@ -1006,21 +1041,20 @@ impl FleetContext<'_> {
                     &ropts,
                 )
                 .await;
-            let done = match run {
-                Ok(report) => report.changes,
+            match run {
+                Ok(report) => out.entries.extend(report.changes.entries),
                 Err(e) => {
-                    tracing::warn!(kustomization = %key, error = %e, "garbage collection failed");
-                    match e {
-                        ReconcileError::Prune { done, .. } | ReconcileError::Apply { done, .. } => {
-                            done
-                        }
-                        _ => ChangeSet::default(),
+                    if let ReconcileError::Prune { done, .. } | ReconcileError::Apply { done, .. } =
+                        &e
+                    {
+                        out.entries.extend(done.entries.iter().cloned());
                     }
+                    let message = format!("garbage collection of Kustomization/{key} failed: {e}");
+                    return Err((out, message));
                 }
-            };
-            out.entries.extend(done.entries);
+            }
         }
-        out
+        Ok(out)
     }
 
     async fn reconcile_one(
@@ -1034,15 +1068,8 @@ impl FleetContext<'_> {
         let _span = info_span!("kustomization", key = %k.key()).entered();
         let start = self.clock.now();
         let key = k.key();
-        let previous = self
-            .applier
-            .read_inventory(&key)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let read = self.applier.read_inventory(&key).await;
         let mut result = failed(&key, reason::FAILED, String::new());
-        result.inventory = previous;
         // `live`: every object was applied (see `Outcome::applied`)
         let outcome = |mut result: KustomizationResult,
                        rendered: Vec<Object>,
@@ -1057,6 +1084,15 @@ impl FleetContext<'_> {
                 events,
             }
         };
+        // an inventory that cannot be read stops the run: an empty one in
+        // its place would lose track of every object it records
+        match read {
+            Ok(previous) => result.inventory = previous.unwrap_or_default(),
+            Err(e) => {
+                result.message = format!("reading the inventory failed: {e}");
+                return outcome(result, Vec::new(), false, self.clock);
+            }
+        }
         if k.spec.suspend {
             result.reason = reason::SUSPENDED.to_string();
             result.message = "Reconciliation is suspended".to_string();
@@ -1191,80 +1227,125 @@ impl FleetContext<'_> {
             plan: PlanOptions {
                 prune: k.spec.prune && options.allow_prune,
                 force: k.spec.force,
+                max_prune: options.max_prune,
                 ..PlanOptions::default()
             },
             dry_run: options.dry_run,
             impersonate: identity.user.clone(),
             policies: fleet_policies(k, identity, known_objects, &schema),
         };
-        // the Kustomizations this one applied, as they are before the run:
-        // one it prunes is deleted, and its finalizer garbage-collects
-        let owned = if options.dry_run {
-            Vec::new()
-        } else {
-            self.live_kustomizations(&result.inventory).await
-        };
-        let applied = reconciler
-            .reconcile_objects(
-                snapshot.revision.clone(),
-                snapshot.verdict().clone(),
-                objects.clone(),
-                rendered.warnings,
-                &ropts,
-            )
-            .await;
+        // the Kustomizations this one owned, as they are before the run: one
+        // it prunes is deleted, and its finalizer garbage-collects first; the
+        // prune guard counts those inventories too
+        let mut collected = ChangeSet::default();
+        // why the run below stopped: a pipeline error (with the Ready reason
+        // when the error alone does not tell), or a failed garbage collection
+        enum Stop {
+            Run(ReconcileError, &'static str),
+            Collect(String),
+        }
+        let applied = async {
+            let failed_as = |reason: &'static str| move |e: ReconcileError| Stop::Run(e, reason);
+            let owned = self
+                .live_kustomizations(&key, &result.inventory)
+                .await
+                .map_err(failed_as(reason::FAILED))?;
+            let run = reconciler
+                .plan_objects(
+                    snapshot.revision.clone(),
+                    snapshot.verdict().clone(),
+                    objects.clone(),
+                    rendered.warnings,
+                    &ropts,
+                )
+                .await
+                .map_err(failed_as(reason::FAILED))?;
+            let deleted: BTreeSet<ObjectId> = run
+                .plan
+                .prune
+                .iter()
+                .filter(|c| c.action == Action::Deleted)
+                .map(|c| c.id.clone())
+                .collect();
+            let collectable = self
+                .collectable(&deleted, &owned, identity, options)
+                .await
+                .map_err(failed_as(reason::PRUNE_FAILED))?;
+            let cascade: Vec<(String, Inventory)> = collectable
+                .iter()
+                .map(|(k, _, inv)| (k.key(), inv.clone()))
+                .collect();
+            run.check_prune(ropts.plan.max_prune, &cascade)
+                .map_err(failed_as(reason::PRUNE_LIMIT_EXCEEDED))?;
+            if !options.dry_run {
+                match self
+                    .garbage_collect(&collectable, &reconciler, &snapshot)
+                    .await
+                {
+                    Ok(done) => collected = done,
+                    Err((done, message)) => {
+                        collected = done;
+                        return Err(Stop::Collect(message));
+                    }
+                }
+            }
+            reconciler
+                .carry_out(run, &ropts)
+                .await
+                .map_err(failed_as(reason::FAILED))
+        }
+        .await;
         let report = match applied {
             Ok(r) => r,
-            Err(e) => {
+            Err(stop) => {
                 // a prune fails after every object was applied; any other
                 // error leaves the render refused or applied in part
-                let (reason, changes, live) = match &e {
-                    ReconcileError::Prune { done, .. } => {
-                        (reason::PRUNE_FAILED, done.clone(), true)
+                let (reason, message, changes, live) = match stop {
+                    Stop::Collect(message) => {
+                        (reason::PRUNE_FAILED, message, ChangeSet::default(), false)
                     }
-                    ReconcileError::Apply { done, .. } => (reason::FAILED, done.clone(), false),
-                    ReconcileError::Render(_) => {
-                        (reason::BUILD_FAILED, ChangeSet::default(), false)
+                    Stop::Run(e, why) => {
+                        let (reason, changes, live) = match &e {
+                            ReconcileError::Prune { done, .. } => {
+                                (reason::PRUNE_FAILED, done.clone(), true)
+                            }
+                            ReconcileError::Apply { done, .. } => {
+                                (reason::FAILED, done.clone(), false)
+                            }
+                            ReconcileError::Render(_) => {
+                                (reason::BUILD_FAILED, ChangeSet::default(), false)
+                            }
+                            _ => (why, ChangeSet::default(), false),
+                        };
+                        (reason, e.to_string(), changes, live)
                     }
-                    _ => (reason::FAILED, ChangeSet::default(), false),
                 };
                 result.reason = reason.to_string();
-                result.message = e.to_string();
-                result.changes = changes;
-                let gc = self
-                    .garbage_collect(
-                        &result.changes,
-                        owned,
-                        identity,
-                        &reconciler,
-                        &snapshot,
-                        options,
-                    )
-                    .await;
-                result.changes.entries.extend(gc.entries);
-                result.inventory = self
-                    .applier
-                    .read_inventory(&key)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                result.message = message;
+                result.changes = collected;
+                result.changes.entries.extend(changes.entries);
+                // what the cluster records now (the pipeline widened it
+                // before any write); an error reading it keeps the inventory
+                // read before the run, which covers everything but the
+                // objects this run may have created
+                match self.applier.read_inventory(&key).await {
+                    Ok(inventory) => result.inventory = inventory.unwrap_or_default(),
+                    Err(read) => {
+                        result.message = format!(
+                            "{}; reading the inventory afterwards failed: {read}",
+                            result.message
+                        )
+                    }
+                }
                 return outcome(result, objects, live, self.clock);
             }
         };
-        result.changes = report.changes.clone();
+        result.changes = collected;
+        result
+            .changes
+            .entries
+            .extend(report.changes.entries.iter().cloned());
         result.inventory = report.plan.inventory.clone();
-        let gc = self
-            .garbage_collect(
-                &result.changes,
-                owned,
-                identity,
-                &reconciler,
-                &snapshot,
-                options,
-            )
-            .await;
-        result.changes.entries.extend(gc.entries);
         if options.dry_run {
             result.ready = true;
             result.reason = reason::SUCCEEDED.to_string();

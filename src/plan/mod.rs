@@ -103,7 +103,10 @@ impl Inventory {
     }
 }
 
+mod guard;
 mod planner;
+
+pub use guard::{check_prune, MaxPrune, MaxPruneError, PruneLimitError};
 
 pub use planner::{
     annotations, apply_order, check_kinds, check_namespaces, plan, Plan, PlanError, PlanOptions,

@@ -67,6 +67,12 @@ pub struct PlanOptions {
     pub force: bool,
     /// The field manager whose earlier applies define ownership.
     pub field_manager: String,
+    /// The prune guard: the most a run may delete, as a count or a share
+    /// of the inventory (see [`MaxPrune`](super::MaxPrune)). `None` (the
+    /// default, as in Flux) allows any prune. Checked by the pipeline
+    /// before any write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prune: Option<super::MaxPrune>,
     /// How many threads may classify objects (large plans only; the plan
     /// is the same for any value). Defaults to the machine's parallelism.
     #[serde(skip, default = "default_parallelism")]
@@ -79,6 +85,7 @@ impl Default for PlanOptions {
             prune: true,
             force: false,
             field_manager: "kustomize-controller".to_string(),
+            max_prune: None,
             parallelism: default_parallelism(),
         }
     }
