@@ -35,11 +35,14 @@
 //! deleted. `--max-prune 100%` allows any prune.
 //!
 //! Verification: `--allowed-signers` or `--openpgp-keys` check every revision
-//! with those keys. Otherwise each GitRepository's `spec.verify` decides, with
-//! the trusted keys read from the Secret it names in the embedded cluster
-//! (`KeysFromSecret`). A Git revision that nothing checks is refused unless
-//! `--insecure-skip-verify` is given. A plain folder carries no signature and
-//! is reconciled as it is.
+//! with those keys. Otherwise each GitRepository's `spec.verify` decides, as
+//! the GitRepository is live in the embedded cluster (or rendered from
+//! another source), with the trusted keys read from the live Secret it names
+//! (`KeysFromSecret`). A revision never chooses its own keys: on a first run
+//! (no GitRepository in the cluster yet) give the host's keys, or apply the
+//! GitRepository and its Secret first, as `flux bootstrap` does. A Git
+//! revision that nothing checks is refused unless `--insecure-skip-verify`
+//! is given. A plain folder carries no signature and is reconciled as it is.
 //!
 //! Multi-tenancy lockdown, on by default as Flux's lockdown guide sets it:
 //! `--default-service-account` (default `default`) makes a Kustomization

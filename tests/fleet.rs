@@ -760,12 +760,19 @@ fn a_fleet_whose_git_repository_has_verify_refuses_an_unsigned_head() {
         .go(&FleetOptions::default())
     };
     let source = GitSource::new(&r.url()).unwrap();
-    // first run: the GitRepository is only known from the fetched tree, and
-    // its verify is still honoured before anything is applied
+    // first run: the GitRepository is only known from the fetched tree; its
+    // verify demands a check, but a revision cannot name the keys that
+    // verify it, so nothing is applied
     let report = fleet_run(&source);
     let root = result(&report, "flux-system/flux-system");
     assert_eq!(root.reason, "ArtifactFailed");
-    assert_eq!(root.message, format!("commit {unsigned} is not signed"));
+    assert!(
+        root.message.contains(
+            "requires signature verification with the keys of Secret/flux-system/git-signing-keys"
+        ) && root.message.contains("a revision cannot choose the keys"),
+        "{}",
+        root.message
+    );
     assert_eq!(report.results.len(), 1, "{:?}", order(&report));
     assert!(cluster
         .object(&id(
@@ -775,6 +782,30 @@ fn a_fleet_whose_git_repository_has_verify_refuses_an_unsigned_head() {
             "flux-system"
         ))
         .is_none());
+    assert!(cluster
+        .object(&id("", "Namespace", "", "ingress-nginx"))
+        .is_none());
+
+    // bootstrap as `flux bootstrap` does: the GitRepository is applied to
+    // the cluster first; from then on its live spec.verify decides
+    let sync = std::fs::read_to_string(
+        r.repo
+            .join("clusters/production/flux-system/gotk-sync.yaml"),
+    )
+    .unwrap();
+    let docs: Vec<serde_json::Value> = driftless::yaml::load_documents(
+        "gotk-sync.yaml",
+        &sync,
+        &driftless::yaml::YamlLimits::default(),
+    )
+    .unwrap();
+    for d in docs.into_iter().filter(|d| d["kind"] == "GitRepository") {
+        block_on(cluster.apply(&Object::new(d).unwrap(), &ApplyOptions::default())).unwrap();
+    }
+    let report = fleet_run(&GitSource::new(&r.url()).unwrap());
+    let root = result(&report, "flux-system/flux-system");
+    assert_eq!(root.reason, "ArtifactFailed");
+    assert_eq!(root.message, format!("commit {unsigned} is not signed"));
     assert!(cluster
         .object(&id("", "Namespace", "", "ingress-nginx"))
         .is_none());

@@ -430,6 +430,29 @@ impl FleetState {
         })
     }
 
+    /// The GitRepository objects that may configure how `source` is
+    /// fetched and verified: those rendered from *other* sources' revisions.
+    /// A revision never configures its own verification (a commit could
+    /// otherwise name the keys that sign it); for the root, and for any
+    /// source rendered only by itself, the live object counts.
+    fn repositories_for(&self, source: &ObjectId, options: &FleetOptions) -> Vec<Object> {
+        let root_key = root_key(options);
+        self.rendered
+            .iter()
+            .filter(|(key, _)| {
+                let from = if *key == root_key {
+                    Some(options.root_source.clone())
+                } else {
+                    self.discovered.get(key).map(Kustomization::source_id)
+                };
+                from.is_some_and(|from| from != *source)
+            })
+            .flat_map(|(_, objects)| objects.iter())
+            .filter(|o| o.kind() == "GitRepository" && o.id() == *source)
+            .cloned()
+            .collect()
+    }
+
     fn rebuild_known(&mut self) {
         self.known = self
             .rendered
@@ -492,6 +515,7 @@ impl FleetContext<'_> {
         state.respecified.clear();
         if let Some(root) = root {
             let at = self.clock.now();
+            let repositories = state.repositories_for(&root.source_id(), options);
             let outcome = self
                 .reconcile_one(
                     root,
@@ -499,6 +523,7 @@ impl FleetContext<'_> {
                     options,
                     &mut state.artifacts,
                     &state.known,
+                    &repositories,
                 )
                 .await;
             self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
@@ -574,8 +599,16 @@ impl FleetContext<'_> {
                 }
                 let at = self.clock.now();
                 let identity = state.identity(&key, options);
+                let repositories = state.repositories_for(&k.source_id(), options);
                 let outcome = self
-                    .reconcile_one(&k, &identity, options, &mut state.artifacts, &state.known)
+                    .reconcile_one(
+                        &k,
+                        &identity,
+                        options,
+                        &mut state.artifacts,
+                        &state.known,
+                        &repositories,
+                    )
                     .await;
                 self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             }
@@ -764,14 +797,14 @@ impl FleetContext<'_> {
     async fn fetch(
         &self,
         id: &ObjectId,
-        known_objects: &[Object],
+        repositories: &[Object],
         artifacts: &mut Artifacts,
     ) -> Result<Verified<Snapshot>, String> {
         if let Some(a) = artifacts.get(id) {
             return a.result.clone();
         }
         let fetched_at = self.clock.now();
-        let result = self.fetch_uncached(id, known_objects).await;
+        let result = self.fetch_uncached(id, repositories).await;
         artifacts.insert(
             id.clone(),
             Artifact {
@@ -782,10 +815,15 @@ impl FleetContext<'_> {
         result
     }
 
+    /// Fetches and verifies `id`. How (the reference, `spec.verify`) comes
+    /// from its GitRepository as the fleet trusts it: one of `repositories`
+    /// (rendered from other sources' revisions, see
+    /// [`FleetState::repositories_for`]), else the live object. Never from
+    /// the revision being fetched.
     async fn fetch_uncached(
         &self,
         id: &ObjectId,
-        known_objects: &[Object],
+        repositories: &[Object],
     ) -> Result<Verified<Snapshot>, String> {
         let binding = self.sources.get(id).ok_or_else(|| {
             format!(
@@ -793,8 +831,7 @@ impl FleetContext<'_> {
                 id.subject()
             )
         })?;
-        // the GitRepository object, from what was applied or from the cluster
-        let repo_obj = match known_objects.iter().find(|o| o.id() == *id) {
+        let repo_obj = match repositories.iter().find(|o| o.id() == *id) {
             Some(o) => Some(o.clone()),
             None => self.applier.get(id).await.map_err(|e| e.to_string())?,
         };
@@ -816,27 +853,20 @@ impl FleetContext<'_> {
         if let Some(v) = binding.verifier {
             return Verified::check(snapshot, v).map_err(|e| e.to_string());
         }
-        match repo
-            .as_ref()
-            .and_then(|r| r.spec.verify.as_ref().map(|v| (r, v)))
-        {
-            Some((r, _)) => {
-                self.verify_with_secret(id, r, snapshot, known_objects)
-                    .await
-            }
+        match repo.as_ref().filter(|r| r.spec.verify.is_some()) {
+            Some(r) => self.verify_with_secret(id, r, snapshot).await,
             None => Verified::check(snapshot, &NoVerification).map_err(|e| e.to_string()),
         }
     }
 
-    /// Verifies `snapshot` as `repo.spec.verify` asks, with keys from the
-    /// Secret it names (read from the cluster, else from what the fleet
-    /// renders).
+    /// Verifies `snapshot` as `repo.spec.verify` asks, with the keys of the
+    /// Secret it names, read from the cluster. Keys never come from what a
+    /// revision renders: a Secret that is not live fails closed.
     async fn verify_with_secret(
         &self,
         id: &ObjectId,
         repo: &GitRepository,
         snapshot: Snapshot,
-        known_objects: &[Object],
     ) -> Result<Verified<Snapshot>, String> {
         let Some(verify) = &repo.spec.verify else {
             return Verified::check(snapshot, &NoVerification).map_err(|e| e.to_string());
@@ -853,63 +883,70 @@ impl FleetContext<'_> {
             &repo.metadata.namespace,
             &verify.secret_ref.name,
         );
-        let secret = match self
+        let secret = self
             .applier
             .get(&secret_id)
             .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(s) => s,
-            None => known_objects
-                .iter()
-                .find(|o| o.id() == secret_id)
-                .cloned()
-                .ok_or_else(|| format!("secrets \"{}\" not found", verify.secret_ref.name))?,
-        };
+            .map_err(|e| format!("{}: {e}", secret_id.subject()))?
+            .ok_or_else(|| {
+                format!(
+                    "{} requires signature verification with the keys of {}, which is not in the cluster (verification keys are read only from live Secrets)",
+                    id.subject(),
+                    secret_id.subject()
+                )
+            })?;
         let verifier = factory.verifier(repo, &secret)?;
         Verified::check(snapshot, verifier.as_ref()).map_err(|e| e.to_string())
     }
 
-    /// A source that describes itself (the root GitRepository, rendered from
-    /// the cluster folder it points at) is unknown before its first fetch, so
-    /// that fetch could not honour its `spec.verify`. Verify it now, before
-    /// anything is applied. Returns the verified snapshot when it was checked.
+    /// A revision that renders its own GitRepository with `spec.verify`
+    /// demands verification, but cannot say how: the keys (and the Secret
+    /// holding them) count only from the host or from the GitRepository the
+    /// fleet trusted before the fetch (live, or rendered from another
+    /// source). So when nothing verified the revision, a rendered
+    /// `spec.verify` fails it closed, before anything is applied; the
+    /// failure is recorded on the source's artifact, so every Kustomization
+    /// reading it fails too.
     async fn verify_described_source(
         &self,
         k: &Kustomization,
         snapshot: &Verified<Snapshot>,
         rendered: &[Object],
         artifacts: &mut Artifacts,
-    ) -> Result<Option<Verified<Snapshot>>, String> {
+    ) -> Result<(), String> {
         let id = k.source_id();
         let host_verifies = self.sources.get(&id).is_some_and(|b| b.verifier.is_some());
         if !snapshot.verdict().is_skipped() || host_verifies {
-            return Ok(None);
+            return Ok(());
         }
         let Some(obj) = rendered
             .iter()
             .find(|o| o.id() == id && o.kind() == "GitRepository")
         else {
-            return Ok(None);
+            return Ok(());
         };
         let repo = GitRepository::parse(obj).map_err(|e| e.to_string())?;
-        if repo.spec.verify.is_none() {
-            return Ok(None);
-        }
-        let checked = self
-            .verify_with_secret(&id, &repo, snapshot.clone().into_inner(), rendered)
-            .await;
+        let Some(verify) = &repo.spec.verify else {
+            return Ok(());
+        };
+        let secret = ObjectId::new("", "Secret", &id.namespace, &verify.secret_ref.name);
+        let message = format!(
+            "{} in revision {} requires signature verification with the keys of {}, but nothing trusted verified the revision: a revision cannot choose the keys that verify it (give the host's trusted keys, or apply the GitRepository with spec.verify and the Secret first, as flux bootstrap does)",
+            id.subject(),
+            snapshot.revision,
+            secret.subject()
+        );
         let fetched_at = artifacts
             .get(&id)
             .map_or(self.clock.now(), |a| a.fetched_at);
         artifacts.insert(
             id,
             Artifact {
-                result: checked.clone(),
+                result: Err(message.clone()),
                 fetched_at,
             },
         );
-        checked.map(Some)
+        Err(message)
     }
 
     /// The live Kustomization objects listed in `inventory`. An entry that
@@ -1064,6 +1101,7 @@ impl FleetContext<'_> {
         options: &FleetOptions,
         artifacts: &mut Artifacts,
         known_objects: &[Object],
+        repositories: &[Object],
     ) -> Outcome {
         let _span = info_span!("kustomization", key = %k.key()).entered();
         let start = self.clock.now();
@@ -1108,7 +1146,17 @@ impl FleetContext<'_> {
             );
             return outcome(result, Vec::new(), false, self.clock);
         }
-        let mut snapshot = match self.fetch(&source_id, known_objects, artifacts).await {
+        // a Kustomization for another cluster is never applied to this one
+        // (the fleet reconciles through its one Applier; a kubeconfig is
+        // credentials it does not take from Git)
+        if k.spec.kube_config.is_some() {
+            result.message = format!(
+                "spec.kubeConfig is not supported: {} targets a remote cluster, and the fleet applies only through its own Applier",
+                k.key()
+            );
+            return outcome(result, Vec::new(), false, self.clock);
+        }
+        let snapshot = match self.fetch(&source_id, repositories, artifacts).await {
             Ok(s) => s,
             Err(e) => {
                 result.reason = reason::ARTIFACT_FAILED.to_string();
@@ -1118,6 +1166,17 @@ impl FleetContext<'_> {
         };
         let revision = snapshot.revision.to_string();
         result.last_attempted_revision = Some(revision.clone());
+        // a Git revision nobody checked is refused when the host asks for
+        // signed revisions (a plain folder carries no signature to check),
+        // before its files are rendered: nothing in it can supply keys
+        if options.require_signed && snapshot.verdict().is_skipped() && snapshot.commit.is_some() {
+            result.reason = reason::ARTIFACT_FAILED.to_string();
+            result.message = format!(
+                "refusing to reconcile unverified revision {revision} of {}: no trusted keys (the host gave none, and no GitRepository with spec.verify was trusted before this revision: live in the cluster, or rendered from another source; a revision never names its own keys)",
+                k.source_id().subject()
+            );
+            return outcome(result, Vec::new(), false, self.clock);
+        }
 
         // build: the Kustomization's own fields layered as Flux's generator does
         let path = crate::source::join_path("", k.spec.path.as_deref().unwrap_or("./"))
@@ -1146,26 +1205,12 @@ impl FleetContext<'_> {
                 return outcome(result, Vec::new(), false, self.clock);
             }
         };
-        match self
+        if let Err(e) = self
             .verify_described_source(k, &snapshot, &rendered.objects, artifacts)
             .await
         {
-            Ok(Some(verified)) => snapshot = verified,
-            Ok(None) => {}
-            Err(e) => {
-                result.reason = reason::ARTIFACT_FAILED.to_string();
-                result.message = e;
-                return outcome(result, Vec::new(), false, self.clock);
-            }
-        }
-        // a Git revision nobody checked is refused when the host asks for
-        // signed revisions (a plain folder carries no signature to check)
-        if options.require_signed && snapshot.verdict().is_skipped() && snapshot.commit.is_some() {
             result.reason = reason::ARTIFACT_FAILED.to_string();
-            result.message = format!(
-                "refusing to reconcile unverified revision {revision} of {}: no trusted keys (set spec.verify, or give the host's trusted keys)",
-                k.source_id().subject()
-            );
+            result.message = e;
             return outcome(result, Vec::new(), false, self.clock);
         }
         let mut rendered = rendered;

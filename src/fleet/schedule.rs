@@ -279,7 +279,8 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             let Some(old) = self.state.artifacts.get(&id).cloned() else {
                 continue;
             };
-            let fetched = self.ctx.fetch_uncached(&id, &self.state.known).await;
+            let repositories = self.state.repositories_for(&id, &self.options);
+            let fetched = self.ctx.fetch_uncached(&id, &repositories).await;
             let result = match (fetched, &old.result) {
                 // source-controller keeps serving the last artifact
                 (Err(e), Ok(_)) => {
