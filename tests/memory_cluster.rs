@@ -653,14 +653,27 @@ fn dry_run_persists_nothing() {
     let d = deployment("default", "web", 2, "nginx");
     let would = apply(&c, &d, &dry()).unwrap();
     assert_eq!(generation(&would), 1);
-    assert_eq!(would.pointer("/status/readyReplicas").unwrap(), 2);
+    // As from an API server: nothing was stored, so the object has no
+    // resourceVersion and no controller has written its status.
+    assert_eq!(would.pointer("/metadata/resourceVersion"), None);
+    assert_eq!(would.pointer("/status"), None);
     assert!(get(&c, &d.id()).is_none());
     assert_eq!(c.resource_version(), rv0);
     assert_eq!(snapshot(dir.path()), before);
     // Checks still run.
     assert!(apply(&c, &configmap("nowhere", "x", json!({})), &dry()).is_err());
+    // A dry-run update keeps the live resourceVersion and status.
+    let live = apply(&c, &d, &flux()).unwrap();
+    let would = apply(&c, &deployment("default", "web", 3, "nginx"), &dry()).unwrap();
+    assert_eq!(generation(&would), 2);
+    assert_eq!(would.pointer("/spec/replicas").unwrap(), 3);
+    assert_eq!(
+        would.pointer("/metadata/resourceVersion"),
+        live.pointer("/metadata/resourceVersion")
+    );
+    assert_eq!(would.pointer("/status"), live.pointer("/status"));
+    assert_eq!(get(&c, &d.id()).unwrap(), live);
     // Dry-run delete deletes nothing.
-    apply(&c, &d, &flux()).unwrap();
     let before = snapshot(dir.path());
     block_on(c.delete(&d.id(), &dry())).unwrap();
     assert!(get(&c, &d.id()).is_some());

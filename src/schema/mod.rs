@@ -323,6 +323,11 @@ impl Schema {
         self.custom.remove(gk);
     }
 
+    /// The built-in kinds and their scopes, ordered by group and kind.
+    pub fn builtin_kinds(&self) -> impl Iterator<Item = (&GroupKind, Scope)> {
+        self.builtin_scope.iter().map(|(gk, s)| (gk, *s))
+    }
+
     /// The custom kinds registered so far.
     pub fn custom_kinds(&self) -> impl Iterator<Item = (&GroupKind, &CustomKind)> {
         self.custom.iter()

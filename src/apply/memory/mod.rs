@@ -71,10 +71,14 @@ use crate::schema::Schema;
 mod apply;
 mod fields;
 mod rbac;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod state;
 mod status;
 mod store;
 mod validate;
+#[cfg(feature = "serve")]
+mod write;
 
 use apply::{metadata_mut, uid_number};
 use store::Store;
@@ -472,7 +476,8 @@ impl Applier for MemoryCluster {
         }
         if options.dry_run {
             let subject = p.id.subject();
-            return Object::new(p.value).map_err(|e| invalid(&subject, e.to_string()));
+            return Object::new(s.dry_run_value(p, false))
+                .map_err(|e| invalid(&subject, e.to_string()));
         }
         s.commit(p)
     }

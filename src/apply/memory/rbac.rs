@@ -257,6 +257,21 @@ fn effective_rules<'a>(
     out
 }
 
+/// The rules granted to `user` in `namespace` (empty: the cluster-wide
+/// grants only), for a rules review.
+#[cfg(feature = "serve")]
+pub(crate) fn rules_for(
+    objects: &BTreeMap<ObjectId, Value>,
+    rbac: &BTreeSet<ObjectId>,
+    user: &UserInfo,
+    namespace: &str,
+) -> Vec<Value> {
+    effective_rules(objects, rbac, user, namespace)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
 /// Decides a request. `rbac` indexes the RBAC objects in `objects`.
 pub(crate) fn allowed(
     objects: &BTreeMap<ObjectId, Value>,
@@ -460,19 +475,26 @@ pub(crate) fn referenced_rules(
 
 /// The API server's message for a denied request.
 pub(crate) fn forbidden_message(user: &UserInfo, req: &Request<'_>) -> String {
+    // `deployments/status` is named `deployments.apps "web"`.
+    let base = req.resource.split('/').next().unwrap_or(req.resource);
     let qualified = if req.group.is_empty() {
-        req.resource.to_string()
+        base.to_string()
     } else {
-        format!("{}.{}", req.resource, req.group)
+        format!("{base}.{}", req.group)
     };
     let scope = if req.namespace.is_empty() {
         "at the cluster scope".to_string()
     } else {
         format!("in the namespace \"{}\"", req.namespace)
     };
+    let object = if req.name.is_empty() {
+        qualified
+    } else {
+        format!("{qualified} \"{}\"", req.name)
+    };
     format!(
-        "{qualified} \"{}\" is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
-        req.name, user.name, req.verb, req.resource, req.group
+        "{object} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
+        user.name, req.verb, req.resource, req.group
     )
 }
 

@@ -104,11 +104,19 @@ impl State {
     /// what its author holds (or may `escalate`), a binding may only bind a
     /// role whose permissions its author holds (or may `bind`).
     pub(super) fn check_escalation(&self, user: &str, p: &Prepared) -> Result<(), ApplyError> {
+        self.check_escalation_of(&rbac::UserInfo::from_name(user), p)
+    }
+
+    /// [`State::check_escalation`] for a user with explicit groups.
+    pub(super) fn check_escalation_of(
+        &self,
+        info: &rbac::UserInfo,
+        p: &Prepared,
+    ) -> Result<(), ApplyError> {
         let id = &p.id;
         if !p.changed || !rbac::is_rbac_kind(&id.group, &id.kind) {
             return Ok(());
         }
-        let info = rbac::UserInfo::from_name(user);
         let resource = rbac::plural_of(&id.kind);
         let forbidden = |msg: String| ApplyError::Forbidden {
             subject: id.subject(),
@@ -127,7 +135,7 @@ impl State {
                     namespace: &id.namespace,
                     name: &id.name,
                 };
-                if rbac::allowed(&self.objects, &self.rbac, &info, &req) {
+                if rbac::allowed(&self.objects, &self.rbac, info, &req) {
                     return Ok(());
                 }
                 p.value
@@ -149,14 +157,14 @@ impl State {
                     namespace: &id.namespace,
                     name: role_ref["name"].as_str().unwrap_or_default(),
                 };
-                if rbac::allowed(&self.objects, &self.rbac, &info, &req) {
+                if rbac::allowed(&self.objects, &self.rbac, info, &req) {
                     return Ok(());
                 }
                 rbac::referenced_rules(&self.objects, &self.rbac, &role_ref, &id.namespace)
                     .map_err(|m| invalid(&id.subject(), m))?
             }
         };
-        match rbac::escalation(&self.objects, &self.rbac, &info, &id.namespace, &rules) {
+        match rbac::escalation(&self.objects, &self.rbac, info, &id.namespace, &rules) {
             Some(msg) => Err(forbidden(msg)),
             None => Ok(()),
         }
@@ -184,6 +192,30 @@ impl State {
             Some(f) => Object::new(v.clone()).map_or(Rollout::Complete, |o| f(&o)),
             None => Rollout::Complete,
         }
+    }
+
+    /// What a dry run of a prepared write returns: the object as it would
+    /// be stored, but with the live resourceVersion (none for a create), and
+    /// the live status unless the write is to the status itself: nothing is
+    /// stored, so no new version exists and no controller acts on it.
+    pub(super) fn dry_run_value(&self, p: Prepared, status_write: bool) -> Value {
+        let live = self.objects.get(&p.id);
+        let mut v = p.value;
+        if !status_write {
+            if let Some(m) = v.as_object_mut() {
+                match live.and_then(|l| l.get("status")) {
+                    Some(s) => m.insert("status".into(), s.clone()),
+                    None => m.remove("status"),
+                };
+            }
+        }
+        if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            match live.and_then(|l| l.pointer("/metadata/resourceVersion")) {
+                Some(rv) => md.insert("resourceVersion".into(), rv.clone()),
+                None => md.remove("resourceVersion"),
+            };
+        }
+        v
     }
 
     /// Persists and records a prepared write.

@@ -447,6 +447,13 @@ pub(crate) fn bootstrap_objects() -> Vec<Value> {
     }
     for (group, kind, plural, versions) in FLUX_CRDS {
         let component = group.split('.').next().unwrap_or_default();
+        // The printer columns Flux's CRDs declare, so `kubectl get` shows
+        // readiness as it does on a cluster running Flux.
+        let columns = json!([
+            {"jsonPath": ".metadata.creationTimestamp", "name": "Age", "type": "date"},
+            {"jsonPath": ".status.conditions[?(@.type==\"Ready\")].status", "name": "Ready", "type": "string"},
+            {"jsonPath": ".status.conditions[?(@.type==\"Ready\")].message", "name": "Status", "type": "string"},
+        ]);
         let versions: Vec<Value> = versions
             .iter()
             .enumerate()
@@ -457,9 +464,19 @@ pub(crate) fn bootstrap_objects() -> Vec<Value> {
                     "storage": i == 0,
                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
                     "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
                 })
             })
             .collect();
+        let short_names: &[&str] = match *kind {
+            "GitRepository" => &["gitrepo"],
+            "OCIRepository" => &["ocirepo"],
+            "HelmRepository" => &["helmrepo"],
+            "HelmChart" => &["hc"],
+            "Kustomization" => &["ks"],
+            "HelmRelease" => &["hr"],
+            _ => &[],
+        };
         out.push(json!({
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
@@ -478,6 +495,7 @@ pub(crate) fn bootstrap_objects() -> Vec<Value> {
                     "listKind": format!("{kind}List"),
                     "plural": plural,
                     "singular": kind.to_ascii_lowercase(),
+                    "shortNames": short_names,
                 },
                 "scope": "Namespaced",
                 "versions": versions,
