@@ -108,7 +108,9 @@ async fn run(args: Args) -> Result<bool, String> {
             args.state.display()
         ));
     }
-    let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
+    // A snapshot taken under a shared lock: never disturbs a running
+    // reconcile, and fails at once (naming the folder) while one writes.
+    let cluster = MemoryCluster::open_read_only(&args.state).map_err(|e| e.to_string())?;
     let renderer = Kustomize::new(KustomizeOptions {
         flux: true,
         ..KustomizeOptions::default()

@@ -998,8 +998,9 @@ fn the_tree_example_prints_kustomizations_and_inventories() {
             (prefix.chars().count() / 4, &l[start..])
         })
         .collect();
-    // the oracle: the inventories the reconcile recorded
-    let cluster = MemoryCluster::open(state.path()).unwrap();
+    // the oracle: the inventories the reconcile recorded (read as the
+    // example reads them, so that neither locks the other out)
+    let cluster = MemoryCluster::open_read_only(state.path()).unwrap();
     let inventory = |key: &str| -> Vec<String> {
         block_on(cluster.read_inventory(key))
             .unwrap()

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::fields::{self, Entry, FieldSet, Leaf};
 use super::validate::{
     check_immutable_data, check_string_maps, fold_string_data, invalid_object, pointer_to_field,
-    qualified_kind, set_pointer, validate_crd, validate_name,
+    qualified_kind, set_pointer, validate_crd,
 };
 use super::{invalid, rbac, status, Prepared, State};
 use crate::apply::{ApplyError, ApplyOptions, Cause, Causes};
@@ -218,7 +218,7 @@ impl State {
             fold_string_data(&mut v);
         }
         if id.group == "apiextensions.k8s.io" && id.kind == "CustomResourceDefinition" {
-            validate_crd(&v).map_err(|m| invalid_object(id, &[m]))?;
+            validate_crd(&v).map_err(|errs| invalid_object(id, &errs))?;
         }
         if id.group.is_empty() && id.kind == "Namespace" {
             let md = metadata_mut(&mut v);
@@ -332,7 +332,7 @@ impl State {
         }
         let id = self.normalize(&object.id());
         let subject = id.subject();
-        validate_name(group, kind, &id.name).map_err(|m| invalid_object(&id, &[m]))?;
+        self.check_name(&id)?;
         if opts.field_manager.is_empty() {
             return Err(invalid(
                 &subject,
@@ -346,15 +346,7 @@ impl State {
                 self.authorize(user, "create", &id)?;
             }
         }
-        if !id.namespace.is_empty() {
-            let ns = ObjectId::new("", "Namespace", "", &id.namespace);
-            if !self.objects.contains_key(&ns) {
-                return Err(invalid(
-                    &subject,
-                    format!("namespaces \"{}\" not found", id.namespace),
-                ));
-            }
-        }
+        self.check_namespace(&id)?;
         let config = object.value();
         if config
             .pointer("/metadata/managedFields")

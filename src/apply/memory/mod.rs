@@ -34,7 +34,10 @@
 //!
 //! [`MemoryCluster::open`] persists the state to a folder (one YAML file per
 //! object, one per inventory, and `cluster.yaml` with the counters), each
-//! written atomically (see [`Durability`]). A file edited by hand is the
+//! written atomically (see [`Durability`]), at a path whose parts are
+//! encoded so that no name or kind can leave the folder. A writer holds the
+//! folder's advisory lock while it lives; [`MemoryCluster::open_read_only`]
+//! loads a snapshot under a shared lock. A file edited by hand is the
 //! live state on the next open. The core reads no clock: time is set with
 //! [`MemoryCluster::set_now`] and starts at 2024-01-01T00:00:00Z.
 //!
@@ -80,7 +83,7 @@ mod validate;
 #[cfg(feature = "serve")]
 mod write;
 
-use apply::{metadata_mut, uid_number};
+use apply::metadata_mut;
 use store::Store;
 
 /// 2024-01-01T00:00:00Z, the clock's starting point.
@@ -133,6 +136,32 @@ pub enum StateError {
         /// What is wrong, naming the object and field when known.
         message: String,
     },
+    /// Another process holds the state folder: a writer excludes every
+    /// other opener, readers exclude writers. Nobody waits; retry later.
+    #[error("cluster state {} is locked: {message}", .path.display())]
+    Locked {
+        /// The state folder.
+        path: PathBuf,
+        /// Who holds it (a writer's pid when known).
+        message: String,
+    },
+    /// An object id that has no place in the state folder (an empty kind
+    /// or name). The API server's validation refuses such objects first.
+    #[error("cannot store {subject} in the cluster state: {message}")]
+    InvalidId {
+        /// `Kind/ns/name`.
+        subject: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl StateError {
+    /// True when the same call may succeed later: the folder is locked by
+    /// another process, or the file system failed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StateError::Locked { .. } | StateError::Io { .. })
+    }
 }
 
 /// The host's rollout decision (see [`MemoryCluster::set_rollout`]).
@@ -155,6 +184,9 @@ struct State {
     uids: u64,
     now: i64,
     store: Option<Store>,
+    /// The folder of a cluster opened with [`MemoryCluster::open_read_only`]:
+    /// every write is refused.
+    read_only: Option<PathBuf>,
     rollout: Option<RolloutFn>,
 }
 
@@ -200,11 +232,25 @@ fn invalid(subject: &str, message: impl Into<String>) -> ApplyError {
     }
 }
 
-/// A storage failure, retryable.
+/// A storage failure: retryable, unless the id has no place in the store.
 fn unavailable(subject: &str, e: StateError) -> ApplyError {
-    ApplyError::Unavailable {
+    match e {
+        StateError::InvalidId { .. } => invalid(subject, e.to_string()),
+        e => ApplyError::Unavailable {
+            subject: subject.to_string(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// A write to a cluster opened read-only.
+fn read_only(subject: &str, dir: &FsPath) -> ApplyError {
+    ApplyError::Forbidden {
         subject: subject.to_string(),
-        message: e.to_string(),
+        message: format!(
+            "the cluster state {} is open read-only: nothing is written",
+            dir.display()
+        ),
     }
 }
 
@@ -258,12 +304,16 @@ impl MemoryCluster {
         Self::from_state(State::empty(DEFAULT_NOW))
     }
 
-    /// Opens (or creates) a cluster persisted in `dir`.
+    /// Opens (or creates) a cluster persisted in `dir`, for writing.
     ///
     /// An empty or absent folder starts a bootstrapped cluster and writes it
     /// out. Otherwise the folder's state is loaded: hand edits to object
     /// files are the live state. A file that cannot be read is an error
     /// naming it; nothing is ever reset silently.
+    ///
+    /// The cluster holds the folder's exclusive lock (`<dir>/lock`) until it
+    /// is dropped: a second writer, or a reader, fails at once with
+    /// [`StateError::Locked`] instead of interleaving with this one.
     pub fn open(dir: impl AsRef<FsPath>) -> Result<Self, StateError> {
         Self::open_with(dir, Durability::PowerLoss)
     }
@@ -283,52 +333,43 @@ impl MemoryCluster {
                 })?;
             }
             Some(loaded) => {
-                state.rv = loaded.meta.resource_version;
-                state.uids = loaded.meta.uid_counter;
-                for (id, v) in &loaded.objects {
-                    let path = store.object_path(id);
-                    fields::parse_managed_fields(v).map_err(|m| StateError::Corrupt {
-                        path: path.clone(),
-                        message: format!("{}: {m}", id.subject()),
-                    })?;
-                    if let Some(rv) = v.pointer("/metadata/resourceVersion") {
-                        let n =
-                            rv.as_str()
-                                .and_then(|s| s.parse::<u64>().ok())
-                                .ok_or_else(|| StateError::Corrupt {
-                                    path: path.clone(),
-                                    message: format!(
-                                        "{}: metadata.resourceVersion: not a decimal string: {rv}",
-                                        id.subject()
-                                    ),
-                                })?;
-                        state.rv = state.rv.max(n);
-                    }
-                    if let Some(n) = v
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .and_then(uid_number)
-                    {
-                        state.uids = state.uids.max(n);
-                    }
-                    if rbac::is_rbac_kind(&id.group, &id.kind) {
-                        state.rbac.insert(id.clone());
-                    }
-                }
-                state.objects = loaded.objects;
-                state.inventories = loaded.inventories;
+                state.load(dir, loaded)?;
                 state.store = Some(store);
-                state.rebuild_schema();
             }
         }
         Ok(Self::from_state(state))
     }
 
+    /// Loads the cluster persisted in `dir` for reading: a snapshot taken
+    /// under a shared lock, released before this returns, so it never
+    /// blocks a writer for longer than the load. Fails at once with
+    /// [`StateError::Locked`] while a writer holds the folder. Nothing is
+    /// written (temporary files of a writer are left alone), and every
+    /// later write is refused (`Forbidden`); dry-runs work. An absent or
+    /// empty folder reads as a freshly bootstrapped cluster and is not
+    /// created.
+    pub fn open_read_only(dir: impl AsRef<FsPath>) -> Result<Self, StateError> {
+        let dir = dir.as_ref();
+        let mut state = State::empty(DEFAULT_NOW);
+        match Store::read(dir)? {
+            None => {
+                // Bootstrapping in memory cannot fail (see `new`).
+                let _ = Self::bootstrap(&mut state);
+            }
+            Some(loaded) => state.load(dir, loaded)?,
+        }
+        state.read_only = Some(dir.to_path_buf());
+        Ok(Self::from_state(state))
+    }
+
     /// The folder this cluster persists to, if any.
     pub fn state_dir(&self) -> Option<PathBuf> {
-        self.lock()
-            .ok()
-            .and_then(|s| s.store.as_ref().map(|st| st.dir().to_path_buf()))
+        self.lock().ok().and_then(|s| {
+            s.store
+                .as_ref()
+                .map(|st| st.dir().to_path_buf())
+                .or_else(|| s.read_only.clone())
+        })
     }
 
     /// Sets the clock (seconds since the Unix epoch) used for
@@ -500,6 +541,9 @@ impl Applier for MemoryCluster {
         let mut s = self.lock()?;
         if s.inventories.get(owner) == Some(inventory) {
             return Ok(());
+        }
+        if let Some(dir) = &s.read_only {
+            return Err(read_only(&format!("inventory {owner}"), dir));
         }
         if let Some(store) = &s.store {
             store

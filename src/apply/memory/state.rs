@@ -4,9 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::store::{self, Meta};
-use super::validate::BUILTIN_VERSIONS;
-use super::{invalid, rbac, unavailable, Prepared, Rollout, State};
+use std::path::Path;
+
+use super::apply::uid_number;
+use super::store::{self, Loaded, Meta};
+use super::validate::{invalid_object, namespace_errors, validate_name, BUILTIN_VERSIONS};
+use super::{fields, invalid, rbac, read_only, unavailable, Prepared, Rollout, State, StateError};
 use crate::apply::{ApplyError, ApplyOptions};
 use crate::object::{Object, ObjectId};
 use crate::schema::{crd_group_kind, Schema, Scope};
@@ -24,8 +27,51 @@ impl State {
             uids: 0,
             now,
             store: None,
+            read_only: None,
             rollout: None,
         }
+    }
+
+    /// Takes the objects, inventories and counters of a state folder
+    /// (`dir`), checking what the cluster relies on: readable
+    /// `managedFields` and decimal resourceVersions.
+    pub(super) fn load(&mut self, dir: &Path, loaded: Loaded) -> Result<(), StateError> {
+        self.rv = loaded.meta.resource_version;
+        self.uids = loaded.meta.uid_counter;
+        for (id, v) in &loaded.objects {
+            let path = store::object_path(dir, id)?;
+            fields::parse_managed_fields(v).map_err(|m| StateError::Corrupt {
+                path: path.clone(),
+                message: format!("{}: {m}", id.subject()),
+            })?;
+            if let Some(rv) = v.pointer("/metadata/resourceVersion") {
+                let n = rv
+                    .as_str()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| StateError::Corrupt {
+                        path: path.clone(),
+                        message: format!(
+                            "{}: metadata.resourceVersion: not a decimal string: {rv}",
+                            id.subject()
+                        ),
+                    })?;
+                self.rv = self.rv.max(n);
+            }
+            if let Some(n) = v
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .and_then(uid_number)
+            {
+                self.uids = self.uids.max(n);
+            }
+            if rbac::is_rbac_kind(&id.group, &id.kind) {
+                self.rbac.insert(id.clone());
+            }
+        }
+        self.objects = loaded.objects;
+        self.inventories = loaded.inventories;
+        self.rebuild_schema();
+        Ok(())
     }
 
     /// The counters as `cluster.yaml` records them.
@@ -60,6 +106,37 @@ impl State {
             Scope::Namespaced => {}
         }
         id
+    }
+
+    /// The name check of the kind's validation (`ValidateObjectMeta`); a
+    /// CRD's name is checked with the rest of it (`validate_crd`).
+    pub(super) fn check_name(&self, id: &ObjectId) -> Result<(), ApplyError> {
+        if id.group == "apiextensions.k8s.io" && id.kind == "CustomResourceDefinition" {
+            return Ok(());
+        }
+        validate_name(&id.group, &id.kind, &id.name).map_err(|errs| invalid_object(id, &errs))
+    }
+
+    /// A namespaced object's Namespace exists (`namespaces "x" not found`,
+    /// as the API server's admission answers first) and has a valid name
+    /// (only a hand-edited state file can hold one that does not).
+    pub(super) fn check_namespace(&self, id: &ObjectId) -> Result<(), ApplyError> {
+        if id.namespace.is_empty() {
+            return Ok(());
+        }
+        let ns = ObjectId::new("", "Namespace", "", &id.namespace);
+        if !self.objects.contains_key(&ns) {
+            return Err(invalid(
+                &id.subject(),
+                format!("namespaces \"{}\" not found", id.namespace),
+            ));
+        }
+        let errs = namespace_errors(&id.namespace);
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid_object(id, &errs))
+        }
     }
 
     /// The resource name (plural) of a kind.
@@ -221,6 +298,9 @@ impl State {
     /// Persists and records a prepared write.
     pub(super) fn commit(&mut self, p: Prepared) -> Result<Object, ApplyError> {
         let subject = p.id.subject();
+        if let (true, Some(dir)) = (p.changed, &self.read_only) {
+            return Err(read_only(&subject, dir));
+        }
         if p.changed {
             // The counters need no write here: the object file carries its
             // resourceVersion and uid, and opening takes the maximum.
@@ -272,6 +352,9 @@ impl State {
         }
         if opts.dry_run {
             return Ok(());
+        }
+        if let Some(dir) = &self.read_only {
+            return Err(read_only(&subject, dir));
         }
         // Deleting a Namespace deletes what it holds; deleting a CRD deletes
         // its custom objects.

@@ -51,65 +51,245 @@ pub(super) fn cause_of(error: &str) -> Cause {
 /// (one error as is, several in brackets joined by `, `), with one cause
 /// per error.
 pub(super) fn invalid_object(id: &ObjectId, errors: &[String]) -> ApplyError {
-    let shown = match errors {
-        [one] => one.clone(),
-        many => format!("[{}]", many.join(", ")),
+    let mut unique: Vec<&String> = Vec::new();
+    for e in errors {
+        if !unique.contains(&e) {
+            unique.push(e);
+        }
+    }
+    let shown = match unique.as_slice() {
+        [one] => (*one).clone(),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     ApplyError::Invalid {
         subject: id.subject(),
         message: format!(
-            "{} \"{}\" is invalid: {shown}",
+            "{} {} is invalid: {shown}",
             qualified_kind(&id.group, &id.kind),
-            id.name
+            go_quote(&id.name)
         ),
-        causes: errors.iter().map(|e| cause_of(e)).collect(),
+        causes: unique.iter().map(|e| cause_of(e)).collect(),
     }
 }
 
-/// An RFC 1123 label.
-pub(super) fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+/// How the API server validates a kind's `metadata.name`
+/// (`k8s.io/apimachinery/pkg/api/validation` and each kind's strategy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NameRule {
+    /// An RFC 1123 subdomain: most built-in kinds and every custom resource.
+    Subdomain,
+    /// An RFC 1123 label: Namespaces.
+    Label,
+    /// An RFC 1035 label: Services.
+    Dns1035Label,
+    /// A path segment (not `.` or `..`, no `/` or `%`): the RBAC kinds and
+    /// CertificateSigningRequests.
+    PathSegment,
 }
 
-/// An RFC 1123 subdomain.
-pub(super) fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
+/// The name rule of a kind.
+pub(super) fn name_rule(group: &str, kind: &str) -> NameRule {
+    match (group, kind) {
+        ("", "Namespace") => NameRule::Label,
+        ("", "Service") => NameRule::Dns1035Label,
+        (rbac::RBAC_GROUP, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => {
+            NameRule::PathSegment
+        }
+        ("certificates.k8s.io", "CertificateSigningRequest") => NameRule::PathSegment,
+        _ => NameRule::Subdomain,
+    }
 }
 
-/// Name validation as the API server does it for the kind.
-pub(super) fn validate_name(group: &str, kind: &str, name: &str) -> Result<(), String> {
-    for bad in ["/", "%"] {
-        if name.contains(bad) {
-            return Err(format!(
-                "metadata.name: Invalid value: {name:?}: may not contain '{bad}'"
+/// `MaxLenError` of apimachinery.
+fn max_len(n: usize) -> String {
+    format!("must be no more than {n} characters")
+}
+
+/// `RegexError` of apimachinery: the message, examples and the regex.
+fn regex_error(msg: &str, regex: &str, examples: &[&str]) -> String {
+    let mut out = format!("{msg} (");
+    if !examples.is_empty() {
+        out.push_str("e.g. ");
+        for (i, e) in examples.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" or ");
+            }
+            out.push_str(&format!("'{e}', "));
+        }
+    }
+    out.push_str(&format!("regex used for validation is '{regex}')"));
+    out
+}
+
+const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, with no length limit.
+fn matches_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            alnum(first) && alnum(last) && b.iter().all(|c| alnum(c) || *c == b'-')
+        }
+        _ => false,
+    }
+}
+
+/// `IsDNS1123Label`: the reasons `s` is not an RFC 1123 label.
+pub(super) fn dns1123_label_errors(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push(max_len(63));
+    }
+    if !matches_label(s) {
+        if matches_subdomain(s) {
+            errs.push("must not contain dots".to_string());
+        } else {
+            errs.push(regex_error(
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+                DNS1123_LABEL_FMT,
+                &["my-name", "123-abc"],
             ));
         }
     }
-    if name == "." || name == ".." {
-        return Err(format!(
-            "metadata.name: Invalid value: {name:?}: may not be '{name}'"
+    errs
+}
+
+/// The subdomain regex (labels of any length joined by dots).
+fn matches_subdomain(s: &str) -> bool {
+    s.split('.').all(matches_label)
+}
+
+/// `IsDNS1123Subdomain`: the reasons `s` is not an RFC 1123 subdomain.
+pub(super) fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 253 {
+        errs.push(max_len(253));
+    }
+    if !matches_subdomain(s) {
+        errs.push(regex_error(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            DNS1123_SUBDOMAIN_FMT,
+            &["example.com"],
         ));
     }
-    if group == rbac::RBAC_GROUP {
-        return Ok(());
+    errs
+}
+
+/// `IsDNS1035Label`: the reasons `s` is not an RFC 1035 label.
+pub(super) fn dns1035_label_errors(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push(max_len(63));
     }
-    if kind == "Namespace" && group.is_empty() {
-        if !is_dns_label(name) {
-            return Err(format!(
-                "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-            ));
+    if !(matches_label(s) && s.as_bytes()[0].is_ascii_lowercase()) {
+        errs.push(regex_error(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
+            DNS1035_LABEL_FMT,
+            &["my-name", "abc-123"],
+        ));
+    }
+    errs
+}
+
+/// `IsValidPathSegmentName`: not `.` or `..`, no `/` or `%`.
+pub(super) fn path_segment_errors(s: &str) -> Vec<String> {
+    if s == "." || s == ".." {
+        return vec![format!("may not be '{s}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|bad| s.contains(*bad))
+        .map(|bad| format!("may not contain '{bad}'"))
+        .collect()
+}
+
+/// A string as Go's `%q` prints it, as the API server quotes values in
+/// its messages.
+pub(super) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x80 && (c.is_ascii_control()) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => {
+                if (c as u32) <= 0xffff {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                } else {
+                    out.push_str(&format!("\\U{:08x}", c as u32))
+                }
+            }
+            c => out.push(c),
         }
-    } else if !is_dns_subdomain(name) {
-        return Err(format!(
-            "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-        ));
     }
-    Ok(())
+    out.push('"');
+    out
+}
+
+/// `field.Invalid(path, value, detail)` as the API server prints it.
+pub(super) fn invalid_value(field: &str, value: &str, detail: &str) -> String {
+    format!("{field}: Invalid value: {}: {detail}", go_quote(value))
+}
+
+/// `metadata.name` errors as the API server finds them for the kind:
+/// the path-segment rules every name obeys (the server's storage key),
+/// then the kind's own rule.
+pub(super) fn name_errors(group: &str, kind: &str, name: &str) -> Vec<String> {
+    if name.is_empty() {
+        return vec!["metadata.name: Required value: name or generateName is required".into()];
+    }
+    let mut reasons = path_segment_errors(name);
+    if reasons.is_empty() {
+        reasons = match name_rule(group, kind) {
+            NameRule::Subdomain => dns1123_subdomain_errors(name),
+            NameRule::Label => dns1123_label_errors(name),
+            NameRule::Dns1035Label => dns1035_label_errors(name),
+            NameRule::PathSegment => Vec::new(),
+        };
+    }
+    reasons
+        .iter()
+        .map(|r| invalid_value("metadata.name", name, r))
+        .collect()
+}
+
+/// `metadata.namespace` errors: a namespace is an RFC 1123 label.
+pub(super) fn namespace_errors(namespace: &str) -> Vec<String> {
+    dns1123_label_errors(namespace)
+        .iter()
+        .map(|r| invalid_value("metadata.namespace", namespace, r))
+        .collect()
+}
+
+/// Name validation as the API server does it for the kind
+/// (`ValidateObjectMeta`); `Err` holds the field errors.
+pub(super) fn validate_name(group: &str, kind: &str, name: &str) -> Result<(), Vec<String>> {
+    let errs = name_errors(group, kind, name);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
 }
 
 /// `/spec/clusterIPs/0` → `spec.clusterIPs[0]`.
@@ -215,29 +395,158 @@ pub(super) fn fold_string_data(v: &mut Value) {
     }
 }
 
-/// CRD names must be `<plural>.<group>`.
-pub(super) fn validate_crd(v: &Value) -> Result<(), String> {
-    let name = v
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let group = v.pointer("/spec/group").and_then(Value::as_str);
-    let plural = v.pointer("/spec/names/plural").and_then(Value::as_str);
-    let kind = v.pointer("/spec/names/kind").and_then(Value::as_str);
-    let (Some(group), Some(plural), Some(_)) = (group, plural, kind) else {
-        let missing = match (group, plural) {
-            (None, _) => "spec.group",
-            (_, None) => "spec.names.plural",
-            _ => "spec.names.kind",
-        };
-        return Err(format!("{missing}: Required value"));
+/// `ValidateCustomResourceDefinition` of the apiextensions API server,
+/// for what driftless relies on: `metadata.name` is `<plural>.<group>`,
+/// the group a DNS subdomain with a dot, the scope, the version names and
+/// the one storage version, and the names (`plural`, `singular`,
+/// `shortNames` and `categories` RFC 1035 labels; `kind` and `listKind`
+/// the same in mixed case). `Err` holds the field errors.
+///
+/// `singular` and `listKind` are defaulted first, as the v1 API does
+/// (the lower-case kind, the kind + `List`).
+pub(super) fn validate_crd(v: &Value) -> Result<(), Vec<String>> {
+    let text = |ptr: &str| v.pointer(ptr).and_then(Value::as_str).unwrap_or_default();
+    let (name, group, scope) = (
+        text("/metadata/name"),
+        text("/spec/group"),
+        text("/spec/scope"),
+    );
+    let (plural, kind) = (text("/spec/names/plural"), text("/spec/names/kind"));
+    let singular = match text("/spec/names/singular") {
+        "" => kind.to_lowercase(),
+        s => s.to_string(),
     };
+    let list_kind = match text("/spec/names/listKind") {
+        "" if !kind.is_empty() => format!("{kind}List"),
+        s => s.to_string(),
+    };
+    let mut errs = Vec::new();
+    let mut reasons = dns1123_subdomain_errors(name);
     if name != format!("{plural}.{group}") {
-        return Err(format!(
-            "metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
+        reasons.push("must be spec.names.plural+\".\"+spec.group".into());
+    }
+    errs.extend(
+        reasons
+            .iter()
+            .map(|r| invalid_value("metadata.name", name, r)),
+    );
+    if group.is_empty() {
+        errs.push("spec.group: Required value".into());
+    } else if let Some(reasons) = Some(dns1123_subdomain_errors(group)).filter(|r| !r.is_empty()) {
+        errs.push(invalid_value("spec.group", group, &reasons.join(",")));
+    } else if !group.contains('.') {
+        errs.push(invalid_value(
+            "spec.group",
+            group,
+            "should be a domain with at least one dot",
         ));
     }
-    Ok(())
+    match scope {
+        "" => errs.push("spec.scope: Required value".into()),
+        "Cluster" | "Namespaced" => {}
+        other => errs.push(format!(
+            "spec.scope: Unsupported value: {}: supported values: \"Cluster\", \"Namespaced\"",
+            go_quote(other)
+        )),
+    }
+    let versions = v
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut storage = 0;
+    let mut unique = true;
+    for (i, version) in versions.iter().enumerate() {
+        let vname = version["name"].as_str().unwrap_or_default();
+        let reasons = dns1035_label_errors(vname);
+        if !reasons.is_empty() {
+            errs.push(invalid_value(
+                &format!("spec.versions[{i}].name"),
+                vname,
+                &reasons.join(","),
+            ));
+        }
+        unique &= seen.insert(vname);
+        if version["storage"].as_bool() == Some(true) {
+            storage += 1;
+        }
+    }
+    let all = Value::Array(versions.to_vec()).to_string();
+    if !unique {
+        errs.push(format!(
+            "spec.versions: Invalid value: {all}: must contain unique version names"
+        ));
+    }
+    if storage != 1 {
+        errs.push(format!(
+            "spec.versions: Invalid value: {all}: must have exactly one version marked as storage version"
+        ));
+    }
+    for (field, value) in [
+        ("plural", plural),
+        ("singular", singular.as_str()),
+        ("kind", kind),
+        ("listKind", list_kind.as_str()),
+    ] {
+        if value.is_empty() {
+            errs.push(format!("spec.names.{field}: Required value"));
+        }
+    }
+    let label = |field: &str, value: &str, errs: &mut Vec<String>| {
+        let reasons = dns1035_label_errors(value);
+        if !reasons.is_empty() {
+            errs.push(invalid_value(field, value, &reasons.join(",")));
+        }
+    };
+    let list = |name: &str| -> Vec<String> {
+        v.pointer(&format!("/spec/names/{name}"))
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| i.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !plural.is_empty() {
+        label("spec.names.plural", plural, &mut errs);
+    }
+    if !singular.is_empty() {
+        label("spec.names.singular", &singular, &mut errs);
+    }
+    for (field, value) in [("kind", kind), ("listKind", list_kind.as_str())] {
+        let reasons = dns1035_label_errors(&value.to_lowercase());
+        if !value.is_empty() && !reasons.is_empty() {
+            errs.push(invalid_value(
+                &format!("spec.names.{field}"),
+                value,
+                &format!(
+                    "may have mixed case, but should otherwise match: {}",
+                    reasons.join(",")
+                ),
+            ));
+        }
+    }
+    for (i, short) in list("shortNames").iter().enumerate() {
+        label(&format!("spec.names.shortNames[{i}]"), short, &mut errs);
+    }
+    if !kind.is_empty() && kind == list_kind {
+        errs.push(invalid_value(
+            "spec.names.listKind",
+            &list_kind,
+            "kind and listKind may not be the same",
+        ));
+    }
+    for (i, category) in list("categories").iter().enumerate() {
+        label(&format!("spec.names.categories[{i}]"), category, &mut errs);
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
 }
 
 /// Maps whose values must be strings: labels, annotations, ConfigMap and

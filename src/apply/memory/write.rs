@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::apply::{metadata_mut, strip_for_fields, uid_for, SYSTEM_METADATA};
 use super::fields::{self, Entry, FieldSet};
-use super::validate::{check_string_maps, invalid_object, validate_name};
+use super::validate::check_string_maps;
 use super::{invalid, rbac, status, Prepared, State};
 use crate::apply::ApplyError;
 use crate::object::{Object, ObjectId};
@@ -156,17 +156,8 @@ impl State {
         }
         let id = self.normalize(&object.id());
         let subject = id.subject();
-        validate_name(group, kind, &id.name).map_err(|m| invalid_object(&id, &[m]))?;
-        if !id.namespace.is_empty()
-            && !self
-                .objects
-                .contains_key(&ObjectId::new("", "Namespace", "", &id.namespace))
-        {
-            return Err(invalid(
-                &subject,
-                format!("namespaces \"{}\" not found", id.namespace),
-            ));
-        }
+        self.check_name(&id)?;
+        self.check_namespace(&id)?;
         if self.objects.contains_key(&id) {
             return Err(ApplyError::Conflict {
                 subject,
