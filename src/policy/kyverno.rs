@@ -12,6 +12,7 @@
 
 use serde_json::Value;
 
+use super::wildcard::wildcard;
 use super::{Policy, Severity, Violation};
 use crate::object::Object;
 
@@ -178,43 +179,6 @@ fn excluded(m: Option<&Value>, o: &Object) -> bool {
     })
 }
 
-/// Kyverno's wildcard match: `*` any run, `?` one character.
-pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // iterative matcher with backtracking on the last star: O(p*t)
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('?') => {
-                pi += 1;
-                ti += 1;
-            }
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if Some(c) == t.get(ti) => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    while p.get(pi) == Some(&'*') {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 fn scalar_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -277,20 +241,5 @@ fn check(pattern: &Value, value: Option<&Value>, path: &str) -> Result<(), Strin
                 Err(path.to_string())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("?*", "a"));
-        assert!(!wildcard("?*", ""));
-        assert!(wildcard("*", ""));
-        assert!(wildcard("prod-*", "prod-eu"));
-        assert!(!wildcard("prod-*", "dev-eu"));
-        assert!(wildcard("a*b*c", "axxbyyc"));
     }
 }

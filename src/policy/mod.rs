@@ -20,8 +20,10 @@ use crate::object::Object;
 use crate::schema::Schema;
 
 mod kyverno;
+mod wildcard;
 
-pub use kyverno::{is_kyverno_policy, wildcard, Kyverno};
+pub use kyverno::{is_kyverno_policy, Kyverno};
+pub use wildcard::wildcard;
 
 /// What a violation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -65,10 +67,30 @@ pub struct PolicyError {
     pub violations: Vec<Violation>,
 }
 
+/// When a policy runs. [`PolicySet::check`] runs the stages in this
+/// order and stops after the first one with an `Enforce` violation: the
+/// objects of a refused render are not evaluated any further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Who may create what, from the objects' ids only (the tenant
+    /// boundary): cheap, and decides whether the render is refused.
+    Boundary,
+    /// Rules over the objects' content (Kyverno patterns, chart pins,
+    /// image ranges), run on renders the boundary accepted.
+    Content,
+}
+
 /// A gate over a rendered set.
 pub trait Policy: Send + Sync + fmt::Debug {
     /// Every violation in `objects` (the whole rendered set).
     fn evaluate(&self, objects: &[Object]) -> Vec<Violation>;
+
+    /// The stage the policy runs in; [`Stage::Content`] unless it looks
+    /// at ids only.
+    fn stage(&self) -> Stage {
+        Stage::Content
+    }
 }
 
 /// A list of policies, comparable by identity (so options holding it stay
@@ -95,25 +117,32 @@ impl PolicySet {
         self.0.is_empty()
     }
 
-    /// Runs every policy. `Ok(warnings)` when nothing blocks (Audit
-    /// violations as warning lines); `Err` with every Enforce violation.
+    /// Runs the policies stage by stage ([`Stage`]). `Ok(warnings)` when
+    /// nothing blocks (Audit violations as warning lines); `Err` with every
+    /// Enforce violation of the first stage that has one. Later stages do
+    /// not run over a render an earlier stage refused.
     pub fn check(&self, objects: &[Object]) -> Result<Vec<String>, PolicyError> {
-        let mut all: Vec<Violation> = self.0.iter().flat_map(|p| p.evaluate(objects)).collect();
-        all.sort();
-        all.dedup();
-        let (enforce, audit): (Vec<_>, Vec<_>) = all
-            .into_iter()
-            .partition(|v| v.severity == Severity::Enforce);
-        if enforce.is_empty() {
-            Ok(audit
+        let mut warnings = Vec::new();
+        for stage in [Stage::Boundary, Stage::Content] {
+            let mut all: Vec<Violation> = self
+                .0
                 .iter()
-                .map(|v| format!("policy warning: {v}"))
-                .collect())
-        } else {
-            Err(PolicyError {
-                violations: enforce,
-            })
+                .filter(|p| p.stage() == stage)
+                .flat_map(|p| p.evaluate(objects))
+                .collect();
+            all.sort();
+            all.dedup();
+            let (enforce, audit): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|v| v.severity == Severity::Enforce);
+            if !enforce.is_empty() {
+                return Err(PolicyError {
+                    violations: enforce,
+                });
+            }
+            warnings.extend(audit.iter().map(|v| format!("policy warning: {v}")));
         }
+        Ok(warnings)
     }
 }
 
@@ -254,6 +283,10 @@ pub struct TenantBoundary {
 }
 
 impl Policy for TenantBoundary {
+    fn stage(&self) -> Stage {
+        Stage::Boundary
+    }
+
     fn evaluate(&self, objects: &[Object]) -> Vec<Violation> {
         let mut out = Vec::new();
         for o in objects {
