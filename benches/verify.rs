@@ -101,7 +101,9 @@ fn bench(c: &mut Criterion) {
     assert!(out.status.success());
     let src = GitSource::new(repo.to_str().unwrap()).unwrap();
     let snap = block(src.fetch(&GitRef::branch("main"))).unwrap();
-    let pgp = OpenPgpVerifier::from_armored(&[("ada.asc", &armored)], VerifyMode::Head).unwrap();
+    let pgp =
+        OpenPgpVerifier::from_armored(&[("ada.asc", &armored)], VerifyMode::Head, 1_700_000_000)
+            .unwrap();
     assert!(pgp.verify(&snap).is_ok());
     c.bench_function("verify/openpgp-ed25519-commit", |b| {
         b.iter(|| pgp.verify(&snap).unwrap())

@@ -26,7 +26,6 @@ mod fleet_flags;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use driftless::apply::{Applier, ApplyOptions, MemoryCluster};
@@ -141,8 +140,13 @@ async fn run(args: Args) -> Result<bool, String> {
             },
         );
     }
-    // a dry run waits for nothing: no health checks run
-    let clock = VirtualClock::new(Duration::ZERO);
+    // a dry run waits for nothing: no health checks run, and the clock
+    // stands still at the current time (OpenPGP key expiry is checked then)
+    let clock = VirtualClock::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    );
     let keys = KeysFromSecret::new();
     let ctx = FleetContext {
         sources,

@@ -212,7 +212,9 @@ fn verifier(args: &Args) -> Result<Option<Box<dyn Verifier>>, String> {
     }
     if let Some(d) = &args.openpgp_keys {
         return Ok(Some(Box::new(
-            OpenPgpVerifier::from_dir(d, mode).map_err(|e| e.to_string())?,
+            // key expiry is checked at the wall-clock time of each check
+            OpenPgpVerifier::from_dir(d, mode, || SystemClock.now().as_secs() as i64)
+                .map_err(|e| e.to_string())?,
         )));
     }
     if args.insecure_skip_verify {

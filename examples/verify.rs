@@ -83,17 +83,16 @@ fn run(args: Args) -> Result<String, String> {
     };
     let verifier: Box<dyn Verifier> = match (&args.allowed_signers, &args.openpgp_keys) {
         (Some(f), _) => Box::new(SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?),
-        (None, Some(d)) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            Box::new(
-                OpenPgpVerifier::from_dir(d, mode)
-                    .map_err(|e| e.to_string())?
-                    .with_time(now),
-            )
-        }
+        (None, Some(d)) => Box::new(
+            // key expiry is checked at the current time, as gpg does
+            OpenPgpVerifier::from_dir(d, mode, || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(i64::MAX)
+            })
+            .map_err(|e| e.to_string())?,
+        ),
         (None, None) => return Err("give --allowed-signers or --openpgp-keys".into()),
     };
     let mut src = GitSource::new(&args.repo).map_err(|e| e.to_string())?;

@@ -12,38 +12,6 @@ use driftless::source::{GitRef, GitSource, Snapshot, Source};
 use driftless::verify::{OpenPgpVerifier, Verifier, VerifyError, VerifyMode};
 use git_support::*;
 
-fn gpg(home: &Path, args: &[&str]) -> String {
-    let out = Command::new(require("gpg"))
-        .env("GNUPGHOME", home)
-        .args([
-            "--batch",
-            "--yes",
-            "--no-tty",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ])
-        .args(args)
-        .output()
-        .expect("run gpg");
-    assert!(
-        out.status.success(),
-        "gpg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn fingerprint_of(home: &Path, uid: &str) -> String {
-    let out = gpg(home, &["--with-colons", "--list-keys", uid]);
-    out.lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .unwrap()
-        .to_string()
-}
-
 struct Env {
     s: Scratch,
     repo: PathBuf,
@@ -90,7 +58,7 @@ impl Env {
             &self.sign_home,
             &["--quick-gen-key", uid, algo, "sign", "never"],
         );
-        fingerprint_of(&self.sign_home, uid)
+        gpg_fingerprint(&self.sign_home, uid)
     }
 
     /// A key created in 2020 that expired at the end of 2020.
@@ -107,7 +75,7 @@ impl Env {
                 "2020-12-31",
             ],
         );
-        fingerprint_of(&self.sign_home, uid)
+        gpg_fingerprint(&self.sign_home, uid)
     }
 
     fn export(&self, fpr: &str) -> Vec<u8> {
@@ -236,9 +204,7 @@ fn ours(
     mode: VerifyMode,
 ) -> Result<(String, String), VerifyError> {
     let named: Vec<(&str, &[u8])> = keys.iter().map(|k| ("key.asc", *k)).collect();
-    let v = OpenPgpVerifier::from_armored(&named, mode)
-        .unwrap()
-        .with_time(now());
+    let v = OpenPgpVerifier::from_armored(&named, mode, now).unwrap();
     v.verify(snap).map(|v| (v.principal, v.fingerprint))
 }
 
@@ -378,8 +344,8 @@ fn keys_are_read_from_a_directory() {
     let dir = e.s.path().join("keys");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ada.asc"), e.export(&fpr)).unwrap();
-    assert!(OpenPgpVerifier::from_dir(&dir, VerifyMode::Head).is_ok());
+    assert!(OpenPgpVerifier::from_dir(&dir, VerifyMode::Head, now).is_ok());
     std::fs::write(dir.join("junk.asc"), "not a key").unwrap();
-    let err = OpenPgpVerifier::from_dir(&dir, VerifyMode::Head).unwrap_err();
+    let err = OpenPgpVerifier::from_dir(&dir, VerifyMode::Head, now).unwrap_err();
     assert!(err.to_string().contains("junk.asc"), "{err}");
 }

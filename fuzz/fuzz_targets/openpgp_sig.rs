@@ -8,8 +8,8 @@ fuzz_target!(|data: &[u8]| {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &b""[..]),
     };
-    let _ = OpenPgpVerifier::from_armored(&[("fuzz.asc", key)], VerifyMode::Head);
-    let v = OpenPgpVerifier::from_armored(&[], VerifyMode::Head).unwrap();
+    let _ = OpenPgpVerifier::from_armored(&[("fuzz.asc", key)], VerifyMode::Head, 1_700_000_000);
+    let v = OpenPgpVerifier::from_armored(&[], VerifyMode::Head, 1_700_000_000).unwrap();
     let mut armored = b"-----BEGIN PGP SIGNATURE-----\n\n".to_vec();
     armored.extend_from_slice(sig);
     for s in [sig, armored.as_slice()] {

@@ -29,24 +29,17 @@ use super::VerifierFactory;
 /// Flux verifies OpenPGP only). A Secret that mixes both kinds, holds no
 /// keys, or holds an entry that is neither is refused with an error naming
 /// the Secret and the entry.
+///
+/// OpenPGP keys must also be valid at the time the fleet passes (its
+/// injected [`Clock`](super::Clock)): a key that has expired by then is
+/// refused, as gpg refuses it, whatever time the signature claims.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KeysFromSecret {
-    now: Option<i64>,
-}
+pub struct KeysFromSecret;
 
 impl KeysFromSecret {
-    /// A factory whose OpenPGP verifiers ignore key expiry relative to now.
+    /// The factory.
     pub fn new() -> Self {
-        KeysFromSecret { now: None }
-    }
-
-    /// OpenPGP keys must also be valid (not expired) at `unix_seconds`, as
-    /// gpg checks with the current time. The core reads no clock: the host
-    /// passes it.
-    pub fn at_time(unix_seconds: i64) -> Self {
-        KeysFromSecret {
-            now: Some(unix_seconds),
-        }
+        KeysFromSecret
     }
 }
 
@@ -87,6 +80,7 @@ impl VerifierFactory for KeysFromSecret {
         &self,
         repository: &GitRepository,
         secret: &Object,
+        now: i64,
     ) -> Result<Box<dyn Verifier>, String> {
         let subject = secret.id().subject();
         let mode = repository
@@ -122,11 +116,9 @@ impl VerifierFactory for KeysFromSecret {
                     .zip(&pgp)
                     .map(|(n, (_, t))| (n.as_str(), t.as_bytes()))
                     .collect();
-                let v = OpenPgpVerifier::from_armored(&refs, mode).map_err(|e| e.to_string())?;
-                Ok(Box::new(match self.now {
-                    Some(t) => v.with_time(t),
-                    None => v,
-                }))
+                let v =
+                    OpenPgpVerifier::from_armored(&refs, mode, now).map_err(|e| e.to_string())?;
+                Ok(Box::new(v))
             }
             (true, false) => {
                 // one allowed-signers text; each entry parsed on its own so
@@ -171,7 +163,7 @@ mod tests {
     }
 
     fn err(data: serde_json::Value) -> String {
-        match KeysFromSecret::new().verifier(&repo(), &secret(data)) {
+        match KeysFromSecret::new().verifier(&repo(), &secret(data), 1_700_000_000) {
             Ok(_) => panic!("accepted"),
             Err(e) => e,
         }
@@ -202,7 +194,7 @@ mod tests {
         let bad = Object::new(json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "keys", "namespace": "flux-system"}, "data": {"k": "%%%"}}))
         .unwrap();
-        let e = match KeysFromSecret::new().verifier(&repo(), &bad) {
+        let e = match KeysFromSecret::new().verifier(&repo(), &bad, 1_700_000_000) {
             Ok(_) => panic!("accepted"),
             Err(e) => e,
         };

@@ -96,11 +96,14 @@ pub struct SourceBinding<'a> {
 
 /// Builds verifiers from the Secret a GitRepository's `spec.verify` names.
 pub trait VerifierFactory: Send + Sync {
-    /// A verifier for `repository`, whose trusted keys are in `secret`.
+    /// A verifier for `repository`, whose trusted keys are in `secret`,
+    /// for one check at `now` (seconds since the Unix epoch on the fleet's
+    /// [`Clock`]): keys that have expired by then must be refused.
     fn verifier(
         &self,
         repository: &GitRepository,
         secret: &Object,
+        now: i64,
     ) -> Result<Box<dyn Verifier>, String>;
 }
 
@@ -895,7 +898,8 @@ impl FleetContext<'_> {
                     secret_id.subject()
                 )
             })?;
-        let verifier = factory.verifier(repo, &secret)?;
+        let now = i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX);
+        let verifier = factory.verifier(repo, &secret, now)?;
         Verified::check(snapshot, verifier.as_ref()).map_err(|e| e.to_string())
     }
 

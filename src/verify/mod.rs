@@ -75,10 +75,9 @@ pub enum VerifyError {
         /// The key's fingerprint.
         fingerprint: String,
     },
-    /// The key was not valid at signing time (expired, not yet valid, revoked).
-    #[error(
-        "{what} {id} is signed by key {fingerprint}, which was not valid at signing time: {reason}"
-    )]
+    /// The key is not valid: revoked, expired (by the signature's time or
+    /// by now), or outside its allowed-signers validity at the signer's time.
+    #[error("{what} {id} is signed by key {fingerprint}, which is not valid: {reason}")]
     ExpiredKey {
         /// `commit` or `tag`.
         what: &'static str,
@@ -106,6 +105,32 @@ pub enum VerifyError {
     /// The trust set itself is malformed (e.g. an allowed-signers line).
     #[error("invalid trusted keys: {0}")]
     InvalidKeys(String),
+}
+
+/// What "now" is for checks that depend on the current time: an OpenPGP
+/// key that has expired by now is refused, as gpg refuses it, whatever time
+/// the signature claims (the signer chooses that time, e.g. with
+/// `gpg --faked-system-time`).
+///
+/// The core reads no clock: the host passes one. Implemented for closures
+/// (`|| SystemTime::now()...` in a host) and for `i64`, a fixed time in
+/// seconds since the Unix epoch (tests, or a host that builds a verifier per
+/// check).
+pub trait WallClock: Send + Sync {
+    /// Seconds since the Unix epoch.
+    fn unix_seconds(&self) -> i64;
+}
+
+impl WallClock for i64 {
+    fn unix_seconds(&self) -> i64 {
+        *self
+    }
+}
+
+impl<F: Fn() -> i64 + Send + Sync> WallClock for F {
+    fn unix_seconds(&self) -> i64 {
+        self()
+    }
 }
 
 /// Checks signatures on a snapshot.

@@ -7,32 +7,52 @@
 //!   (a tampered commit) → [`VerifyError::BadSignature`];
 //! - no trusted key (primary or subkey) issued it → [`VerifyError::UntrustedKey`];
 //! - the key (or the signing subkey) was revoked, had expired when the
-//!   signature was made, or — when a verification time is set with
-//!   [`OpenPgpVerifier::with_time`] — has expired by then →
-//!   [`VerifyError::ExpiredKey`]. gpg checks expiry at the current time, so
-//!   a host that wants git's verdict passes the current time. Any revocation
-//!   of the key or the subkey refuses it, as gpg does.
+//!   signature was made, or has expired by now → [`VerifyError::ExpiredKey`].
+//!   gpg checks expiry at the current time (git then reports `EXPKEYSIG`),
+//!   because the signature's time is the signer's claim: a key that expired
+//!   (or leaked) can still sign with a faked time before its expiry. Every
+//!   constructor takes the host's [`WallClock`], read at each check, so the
+//!   check cannot be left out and a long-running host sees keys expire. Any
+//!   revocation of the key or the subkey refuses it, as gpg does.
 //!
 //! The verdict's principal is the key's first user id; the fingerprint is the
 //! primary key's, in upper-case hex as gpg prints it.
 
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::Arc;
 
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::packet::Signature;
 use pgp::packet::SignatureType;
 use pgp::types::KeyDetails;
 
-use super::{verify_with_mode, SignedObject, Verdict, Verifier, VerifyError, VerifyMode};
+use super::{
+    verify_with_mode, SignedObject, Verdict, Verifier, VerifyError, VerifyMode, WallClock,
+};
 use crate::source::Snapshot;
 
-/// Verifies OpenPGP signatures against a set of trusted public keys.
-#[derive(Clone, Debug)]
+/// Verifies OpenPGP signatures against a set of trusted public keys, with
+/// key expiry checked at the time the host's [`WallClock`] gives.
+#[derive(Clone)]
 pub struct OpenPgpVerifier {
     keys: Vec<SignedPublicKey>,
     mode: VerifyMode,
-    now: Option<i64>,
+    clock: Arc<dyn WallClock>,
+}
+
+impl std::fmt::Debug for OpenPgpVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| fpr_hex(&k.primary_key.fingerprint()))
+            .collect();
+        f.debug_struct("OpenPgpVerifier")
+            .field("keys", &keys)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
 }
 
 fn fpr_hex(f: &pgp::types::Fingerprint) -> String {
@@ -40,9 +60,14 @@ fn fpr_hex(f: &pgp::types::Fingerprint) -> String {
 }
 
 impl OpenPgpVerifier {
-    /// A verifier over armored public keys (each string may hold several).
-    /// `source_name` labels errors.
-    pub fn from_armored(armored: &[(&str, &[u8])], mode: VerifyMode) -> Result<Self, VerifyError> {
+    /// A verifier over armored public keys (each string may hold several),
+    /// each labelled by its name in errors. `clock` says what "now" is for
+    /// key expiry (see [`WallClock`]).
+    pub fn from_armored(
+        armored: &[(&str, &[u8])],
+        mode: VerifyMode,
+        clock: impl WallClock + 'static,
+    ) -> Result<Self, VerifyError> {
         let mut keys = Vec::new();
         for (name, bytes) in armored {
             let iter = SignedPublicKey::from_armor_many(Cursor::new(*bytes))
@@ -69,13 +94,18 @@ impl OpenPgpVerifier {
         Ok(OpenPgpVerifier {
             keys,
             mode,
-            now: None,
+            clock: Arc::new(clock),
         })
     }
 
     /// Reads every file in `dir` (sorted by name; hidden files skipped) as
     /// armored public keys, as Flux reads the keys of `verify.secretRef`.
-    pub fn from_dir(dir: &Path, mode: VerifyMode) -> Result<Self, VerifyError> {
+    /// `clock` says what "now" is for key expiry.
+    pub fn from_dir(
+        dir: &Path,
+        mode: VerifyMode,
+        clock: impl WallClock + 'static,
+    ) -> Result<Self, VerifyError> {
         let io =
             |p: &Path, e: std::io::Error| VerifyError::InvalidKeys(format!("{}: {e}", p.display()));
         // an entry that cannot be listed is an error, never a key dropped
@@ -105,14 +135,7 @@ impl OpenPgpVerifier {
             .iter()
             .map(|(n, b)| (n.as_str(), b.as_slice()))
             .collect();
-        Self::from_armored(&refs, mode)
-    }
-
-    /// Also require the key to be valid (not expired) at `unix_seconds`, as
-    /// gpg does with the current time.
-    pub fn with_time(mut self, unix_seconds: i64) -> Self {
-        self.now = Some(unix_seconds);
-        self
+        Self::from_armored(&refs, mode, clock)
     }
 
     /// The mode this verifier checks.
@@ -243,6 +266,7 @@ impl OpenPgpVerifier {
             }
         }
         let at = sig_time.unwrap_or(obj.time);
+        let now = self.clock.unix_seconds();
         let check_at = |created: i64, exp: Option<i64>, label: &str| -> Result<(), VerifyError> {
             if let Some(exp) = exp {
                 let end = created + exp;
@@ -251,10 +275,10 @@ impl OpenPgpVerifier {
                         "{label} expired at {end}, before the signature ({at})"
                     )));
                 }
-                if let Some(now) = self.now {
-                    if now > end {
-                        return Err(expired(format!("{label} expired at {end}")));
-                    }
+                if now > end {
+                    return Err(expired(format!(
+                        "{label} expired at {end}, before now ({now})"
+                    )));
                 }
             }
             Ok(())

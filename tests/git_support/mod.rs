@@ -109,6 +109,78 @@ impl Scratch {
     }
 }
 
+// ------------------------------------------------------------------------ gpg
+
+/// Runs gpg in batch mode with `home` as GNUPGHOME; returns stdout, panics
+/// on failure.
+pub fn gpg(home: &Path, args: &[&str]) -> String {
+    let out = Command::new(require("gpg"))
+        .env("GNUPGHOME", home)
+        .args([
+            "--batch",
+            "--yes",
+            "--no-tty",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(args)
+        .output()
+        .expect("run gpg");
+    assert!(
+        out.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A new, private (0700) GNUPGHOME at `dir`.
+pub fn gpg_home(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut perm = std::fs::metadata(dir).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o700);
+    std::fs::set_permissions(dir, perm).unwrap();
+    dir.to_path_buf()
+}
+
+/// The fingerprint of the key with user id `uid` in `home`.
+pub fn gpg_fingerprint(home: &Path, uid: &str) -> String {
+    let out = gpg(home, &["--with-colons", "--list-keys", uid]);
+    out.lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .expect("a fingerprint")
+        .to_string()
+}
+
+/// An executable wrapper running gpg at the faked time `unix_seconds`, for
+/// `gpg.program` (signing or verifying as if it were then).
+pub fn gpg_at(dir: &Path, name: &str, unix_seconds: i64) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nexec {} --faked-system-time {unix_seconds}! \"$@\"\n",
+            require("gpg").display()
+        ),
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&path, perm).unwrap();
+    path
+}
+
+/// Stops the gpg-agent a GNUPGHOME started.
+pub fn gpg_stop_agent(home: &Path) {
+    let _ = Command::new("gpgconf")
+        .env("GNUPGHOME", home)
+        .args(["--kill", "gpg-agent"])
+        .output();
+}
+
 // ---------------------------------------------------------------- HTTP server
 
 /// `git http-backend` behind a minimal HTTP/1.1 server on 127.0.0.1.
