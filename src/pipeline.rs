@@ -33,6 +33,10 @@ pub struct ChangeSetEntry {
     /// For configured objects, the fields that changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<FieldChange>,
+    /// For skipped objects, why (e.g. the Kustomization that owns an
+    /// object left out of a prune).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl fmt::Display for ChangeSetEntry {
@@ -68,15 +72,7 @@ impl ChangeSet {
 
     fn from_plan(plan: &Plan) -> ChangeSet {
         ChangeSet {
-            entries: plan
-                .changes()
-                .map(|c| ChangeSetEntry {
-                    id: c.id.clone(),
-                    subject: c.id.subject(),
-                    action: c.action,
-                    drift: c.drift.clone(),
-                })
-                .collect(),
+            entries: plan.changes().map(entry).collect(),
         }
     }
 }
@@ -416,10 +412,14 @@ impl Reconciler<'_> {
             }
         }
         plan::check_namespaces(&desired, &live_namespaces, &self.schema)?;
-        let plan = {
+        let mut plan = {
             let _s = debug_span!("plan", objects = desired.len()).entered();
             plan::plan(&desired, &live, &previous, &self.schema, &options.plan)?
         };
+        warnings.extend(
+            self.keep_shared_namespaces(&mut plan, &previous, &options.owner)
+                .await?,
+        );
         Ok(PlannedRun {
             revision,
             verdict,
@@ -429,6 +429,60 @@ impl Reconciler<'_> {
             live,
             plan,
         })
+    }
+
+    /// Never deletes a Namespace that holds objects of another owner: a
+    /// Namespace the plan prunes is listed through the Applier, and when
+    /// any object in it carries owner labels (see [`plan::labelled_owner`])
+    /// naming a Kustomization other than `owner`, the deletion, which
+    /// would take those objects with it, becomes `Skipped` naming them,
+    /// and the Namespace stays in the inventory so a later run prunes it
+    /// once they are gone. Returns one warning per Namespace kept.
+    async fn keep_shared_namespaces(
+        &self,
+        plan: &mut Plan,
+        previous: &plan::Inventory,
+        owner: &str,
+    ) -> Result<Vec<String>, ReconcileError> {
+        let mut warnings = Vec::new();
+        for i in 0..plan.prune.len() {
+            let c = &plan.prune[i];
+            if c.action != Action::Deleted || !c.id.group.is_empty() || c.id.kind != "Namespace" {
+                continue;
+            }
+            let held = self
+                .applier
+                .list_namespace(&c.id.name)
+                .await
+                .map_err(ReconcileError::Read)?;
+            let others: Vec<String> = held
+                .iter()
+                .filter_map(|o| {
+                    plan::labelled_owner(o)
+                        .filter(|k| k != owner)
+                        .map(|k| format!("{} (Kustomization {k})", o.id().subject()))
+                })
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let reason = format!(
+                "the namespace holds objects of other Kustomizations: {}",
+                others.join(", ")
+            );
+            warnings.push(format!("{} not deleted: {reason}", c.id.subject()));
+            let inventory_id = c.id.inventory_id();
+            let c = &mut plan.prune[i];
+            c.action = Action::Skipped;
+            c.reason = Some(reason);
+            if let Some(e) = previous.entries.iter().find(|e| e.id == inventory_id) {
+                let entries = &mut plan.inventory.entries;
+                if let Err(at) = entries.binary_search_by(|x| x.id.cmp(&e.id)) {
+                    entries.insert(at, e.clone());
+                }
+            }
+        }
+        Ok(warnings)
     }
 
     /// Carries out a plan made by [`Reconciler::plan_objects`]: every write
@@ -595,5 +649,6 @@ fn entry(c: &plan::PlannedChange) -> ChangeSetEntry {
         subject: c.id.subject(),
         action: c.action,
         drift: c.drift.clone(),
+        reason: c.reason.clone(),
     }
 }

@@ -126,6 +126,22 @@ impl<A: Applier> Applier for FailingApplier<A> {
         self.inner.read_inventory(owner).await
     }
 
+    async fn list(&self, group: &str, kind: &str) -> Result<Vec<Object>, ApplyError> {
+        self.inner.list(group, kind).await
+    }
+
+    async fn list_namespace(&self, namespace: &str) -> Result<Vec<Object>, ApplyError> {
+        self.inner.list_namespace(namespace).await
+    }
+
+    async fn scope(
+        &self,
+        group: &str,
+        kind: &str,
+    ) -> Result<Option<crate::schema::Scope>, ApplyError> {
+        self.inner.scope(group, kind).await
+    }
+
     async fn update_status(
         &self,
         id: &ObjectId,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::object::{Object, ObjectId};
 use crate::plan::Inventory;
+use crate::schema::Scope;
 
 pub mod faulty;
 pub mod memory;
@@ -190,6 +191,38 @@ pub trait Applier: Send + Sync {
 
     /// Records the inventory under `owner`.
     async fn write_inventory(&self, owner: &str, inventory: &Inventory) -> Result<(), ApplyError>;
+
+    /// Every live object of a kind (`group` empty for the core group), in
+    /// every namespace, ordered by id. A kind the cluster does not serve
+    /// lists nothing. Appliers that cannot list return
+    /// [`ApplyError::Unavailable`] (the default): callers that need the
+    /// list (live policies, the objects of a Namespace) then fail closed.
+    async fn list(&self, group: &str, kind: &str) -> Result<Vec<Object>, ApplyError> {
+        Err(ApplyError::Unavailable {
+            subject: format!("{kind}.{group}"),
+            message: "this applier cannot list objects".to_string(),
+        })
+    }
+
+    /// Every live namespaced object in `namespace`, of every kind, ordered
+    /// by id (what deleting the Namespace would delete with it). Appliers
+    /// that cannot list return [`ApplyError::Unavailable`] (the default).
+    async fn list_namespace(&self, namespace: &str) -> Result<Vec<Object>, ApplyError> {
+        Err(ApplyError::Unavailable {
+            subject: format!("Namespace/{namespace}"),
+            message: "this applier cannot list objects".to_string(),
+        })
+    }
+
+    /// The cluster's discovery: the scope of a kind it serves, `None` when
+    /// it serves no such kind. Appliers without discovery return
+    /// [`ApplyError::Unavailable`] (the default).
+    async fn scope(&self, group: &str, kind: &str) -> Result<Option<Scope>, ApplyError> {
+        Err(ApplyError::Unavailable {
+            subject: format!("{kind}.{group}"),
+            message: "this applier has no discovery".to_string(),
+        })
+    }
 
     /// Replaces the status of a live object through its status subresource,
     /// as its controller would (e.g. a Kustomization's Ready condition), and

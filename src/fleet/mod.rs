@@ -52,9 +52,9 @@ pub use overlay::apply_overlay;
 pub use schedule::{ScheduleOptions, ScheduledRun, Scheduler};
 
 /// Flux's owner labels, set on every applied object.
-pub const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
+pub const NAME_LABEL: &str = crate::plan::annotations::OWNER_NAME;
 /// See [`NAME_LABEL`].
-pub const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
+pub const NAMESPACE_LABEL: &str = crate::plan::annotations::OWNER_NAMESPACE;
 
 /// Flux's Ready reasons.
 pub mod reason {
@@ -1067,6 +1067,7 @@ impl FleetContext<'_> {
                 owner: key.clone(),
                 plan: PlanOptions {
                     prune: true,
+                    owner: Some(key.clone()),
                     ..PlanOptions::default()
                 },
                 dry_run: false,
@@ -1277,6 +1278,7 @@ impl FleetContext<'_> {
                 prune: k.spec.prune && options.allow_prune,
                 force: k.spec.force,
                 max_prune: options.max_prune,
+                owner: Some(key.clone()),
                 ..PlanOptions::default()
             },
             dry_run: options.dry_run,

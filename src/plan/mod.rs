@@ -109,6 +109,6 @@ mod planner;
 pub use guard::{check_prune, MaxPrune, MaxPruneError, PruneLimitError};
 
 pub use planner::{
-    annotations, apply_order, check_kinds, check_namespaces, plan, Plan, PlanError, PlanOptions,
-    PlanStage, PlannedChange, SsaPolicy,
+    annotations, apply_order, check_kinds, check_namespaces, labelled_owner, plan, Plan, PlanError,
+    PlanOptions, PlanStage, PlannedChange, SsaPolicy,
 };

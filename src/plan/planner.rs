@@ -19,6 +19,27 @@ pub mod annotations {
     pub const RECONCILE: &str = "kustomize.toolkit.fluxcd.io/reconcile";
     /// `force: enabled` recreates an object whose immutable fields changed.
     pub const FORCE: &str = "kustomize.toolkit.fluxcd.io/force";
+    /// Flux's owner label: the name of the Kustomization that applied the
+    /// object (a label, not an annotation).
+    pub const OWNER_NAME: &str = "kustomize.toolkit.fluxcd.io/name";
+    /// Flux's owner label: the namespace of that Kustomization.
+    pub const OWNER_NAMESPACE: &str = "kustomize.toolkit.fluxcd.io/namespace";
+}
+
+/// The Kustomization whose owner labels ([`annotations::OWNER_NAME`] and
+/// [`annotations::OWNER_NAMESPACE`]) a live object carries, as
+/// `<namespace>/<name>`; `None` when it carries neither.
+pub fn labelled_owner(object: &Object) -> Option<String> {
+    let name = object.label(annotations::OWNER_NAME);
+    let namespace = object.label(annotations::OWNER_NAMESPACE);
+    if name.is_none() && namespace.is_none() {
+        return None;
+    }
+    Some(format!(
+        "{}/{}",
+        namespace.unwrap_or_default(),
+        name.unwrap_or_default()
+    ))
 }
 
 /// How server-side apply treats one object (`kustomize.toolkit.fluxcd.io/ssa`).
@@ -73,6 +94,14 @@ pub struct PlanOptions {
     /// before any write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prune: Option<super::MaxPrune>,
+    /// The owner labels the reconciler sets on everything it applies, as
+    /// `<namespace>/<name>` of its Kustomization (the fleet sets them;
+    /// `None`, the default, when nothing is labelled). When set, prune
+    /// follows fluxcd/pkg ssa's delete path: a live object whose owner
+    /// labels do not name this owner (another Kustomization adopted it, or
+    /// the labels are gone) is skipped and leaves the inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// How many threads may classify objects (large plans only; the plan
     /// is the same for any value). Defaults to the machine's parallelism.
     #[serde(skip, default = "default_parallelism")]
@@ -86,6 +115,7 @@ impl Default for PlanOptions {
             force: false,
             field_manager: "kustomize-controller".to_string(),
             max_prune: None,
+            owner: None,
             parallelism: default_parallelism(),
         }
     }
@@ -427,7 +457,8 @@ pub fn plan(
     let prune = prune_ids
         .into_iter()
         .filter_map(|id| {
-            let flags = Flags::of(live.get(&id)?);
+            let live = live.get(&id)?;
+            let flags = Flags::of(live);
             let reason = if !options.prune {
                 Some("prune is off".to_string())
             } else if flags.prune_disabled {
@@ -435,7 +466,14 @@ pub fn plan(
             } else if flags.reconcile_disabled {
                 Some(format!("{}: disabled", annotations::RECONCILE))
             } else {
-                None
+                options
+                    .owner
+                    .as_ref()
+                    .and_then(|owner| match labelled_owner(live) {
+                        Some(other) if other == *owner => None,
+                        Some(other) => Some(format!("owned by Kustomization {other}")),
+                        None => Some(format!("not labelled as owned by Kustomization {owner}")),
+                    })
             };
             Some(PlannedChange {
                 action: if reason.is_some() {
@@ -971,6 +1009,61 @@ mod tests {
         assert!(!p
             .inventory
             .contains(&ObjectId::new("", "ConfigMap", "a", "ignored")));
+    }
+
+    #[test]
+    fn prune_with_an_owner_skips_objects_another_owner_labels() {
+        let labelled = |name: &str, owner: Option<(&str, &str)>| {
+            let mut o = cm("a", name, json!({}));
+            if let Some((ns, n)) = owner {
+                o.set_metadata_entry("labels", annotations::OWNER_NAMESPACE, ns);
+                o.set_metadata_entry("labels", annotations::OWNER_NAME, n);
+            }
+            o
+        };
+        let live = live_of(&[
+            labelled("mine", Some(("flux-system", "apps"))),
+            labelled("adopted", Some(("flux-system", "other"))),
+            labelled("unlabelled", None),
+        ]);
+        let previous = Inventory::from_objects(live.values());
+        let options = PlanOptions {
+            owner: Some("flux-system/apps".to_string()),
+            ..PlanOptions::default()
+        };
+        let p = plan(&[], &live, &previous, &Schema::kubernetes(), &options).unwrap();
+        let prune: Vec<(String, Action, Option<&str>)> = p
+            .prune
+            .iter()
+            .map(|c| (c.id.name.clone(), c.action, c.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            prune,
+            vec![
+                (
+                    "unlabelled".to_string(),
+                    Action::Skipped,
+                    Some("not labelled as owned by Kustomization flux-system/apps")
+                ),
+                ("mine".to_string(), Action::Deleted, None),
+                (
+                    "adopted".to_string(),
+                    Action::Skipped,
+                    Some("owned by Kustomization flux-system/other")
+                ),
+            ]
+        );
+        assert!(p.inventory.entries.is_empty());
+        // without an owner (nothing labelled), everything recorded is pruned
+        let p = plan(
+            &[],
+            &live,
+            &previous,
+            &Schema::kubernetes(),
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(p.count(Action::Deleted), 3);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use driftless::fleet::{
 };
 use driftless::plan::Inventory;
 use driftless::render::kustomize::{Kustomize, KustomizeOptions};
-use driftless::schema::Schema;
-use driftless::source::{DirSource, GitRef};
+use driftless::schema::{Schema, Scope};
+use driftless::source::{DirSource, GitRef, Source};
 use driftless::{Object, ObjectId};
 use futures::executor::block_on;
 
@@ -33,14 +33,24 @@ pub fn reconcile_with(
     options: &FleetOptions,
     extra: &[ObjectId],
 ) -> FleetReport {
-    let source = DirSource::new(repo);
+    reconcile_source(&DirSource::new(repo), applier, options, extra)
+}
+
+/// [`reconcile_with`] from any source (a Git repository, for instance),
+/// fetching branch `main`.
+pub fn reconcile_source(
+    source: &dyn Source,
+    applier: &dyn Applier,
+    options: &FleetOptions,
+    extra: &[ObjectId],
+) -> FleetReport {
     let renderer = Kustomize::new(KustomizeOptions::flux());
     let mut sources = BTreeMap::new();
     for id in std::iter::once(&options.root_source).chain(extra) {
         sources.insert(
             id.clone(),
             SourceBinding {
-                source: &source,
+                source,
                 reference: GitRef::branch("main"),
                 verifier: Some(&driftless::verify::danger::NoVerification),
             },
@@ -144,6 +154,18 @@ impl Applier for FailWritesOf<'_> {
 
     async fn read_inventory(&self, owner: &str) -> Result<Option<Inventory>, ApplyError> {
         self.inner.read_inventory(owner).await
+    }
+
+    async fn list(&self, group: &str, kind: &str) -> Result<Vec<Object>, ApplyError> {
+        self.inner.list(group, kind).await
+    }
+
+    async fn list_namespace(&self, namespace: &str) -> Result<Vec<Object>, ApplyError> {
+        self.inner.list_namespace(namespace).await
+    }
+
+    async fn scope(&self, group: &str, kind: &str) -> Result<Option<Scope>, ApplyError> {
+        self.inner.scope(group, kind).await
     }
 
     async fn write_inventory(&self, owner: &str, inventory: &Inventory) -> Result<(), ApplyError> {

@@ -69,7 +69,7 @@ use serde_json::Value;
 use crate::apply::{Applier, ApplyError, ApplyOptions, Causes};
 use crate::object::{Object, ObjectId};
 use crate::plan::Inventory;
-use crate::schema::Schema;
+use crate::schema::{Schema, Scope};
 
 mod apply;
 mod fields;
@@ -530,6 +530,35 @@ impl Applier for MemoryCluster {
 
     async fn update_status(&self, id: &ObjectId, status: &Value) -> Result<Object, ApplyError> {
         self.set_status(id, status.clone())
+    }
+
+    async fn list(&self, group: &str, kind: &str) -> Result<Vec<Object>, ApplyError> {
+        let s = self.lock()?;
+        s.objects
+            .iter()
+            .filter(|(id, _)| id.group == group && id.kind == kind)
+            .map(|(id, v)| {
+                Object::new(v.clone()).map_err(|e| invalid(&id.subject(), e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn list_namespace(&self, namespace: &str) -> Result<Vec<Object>, ApplyError> {
+        let s = self.lock()?;
+        s.objects
+            .iter()
+            .filter(|(id, _)| id.namespace == namespace)
+            .map(|(id, v)| {
+                Object::new(v.clone()).map_err(|e| invalid(&id.subject(), e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn scope(&self, group: &str, kind: &str) -> Result<Option<Scope>, ApplyError> {
+        let s = self.lock()?;
+        Ok(s.schema
+            .is_known(group, kind)
+            .then(|| s.schema.scope(group, kind)))
     }
 
     async fn read_inventory(&self, owner: &str) -> Result<Option<Inventory>, ApplyError> {
