@@ -48,7 +48,9 @@ impl Printer<'_> {
             .await
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
-        let ids = inventory.ids();
+        let ids = inventory
+            .ids()
+            .map_err(|e| format!("inventory {key}: {e}"))?;
         for (i, id) in ids.iter().enumerate() {
             let last = i + 1 == ids.len();
             let (branch, indent) = if last {

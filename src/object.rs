@@ -31,7 +31,8 @@ pub enum ObjectError {
         /// The dotted path of the missing field.
         field: &'static str,
     },
-    /// An inventory id that does not have four `_`-separated parts.
+    /// An inventory id that does not have four `_`-separated parts, or
+    /// holds an escape it does not define (see [`ObjectId::inventory_id`]).
     #[error("invalid object id {0:?}: expected <namespace>_<name>_<group>_<Kind>")]
     InvalidId(String),
 }
@@ -403,7 +404,23 @@ pub struct ObjectId {
 
 impl ObjectId {
     /// Flux's inventory id, `<ns>_<name>_<group>_<Kind>` (the `Display`
-    /// form), built in one allocation.
+    /// form), as fluxcd/cli-utils' `ObjMetadata` writes it: a `:` in the
+    /// name (RBAC names may hold one) is written `__`.
+    ///
+    /// Flux's format has limits, which this one lifts without changing
+    /// the id of any object Flux can record:
+    ///
+    /// - A name holding `_` (RBAC names may) cannot be told from the
+    ///   separators or from a transcoded `:` (`a__b` and `a:b`, `a_:b` and
+    ///   `a:_b` read the same), so Flux's parser refuses it ("too many
+    ///   fields") and Flux cannot record such an object at all. Here a `_`
+    ///   in any part is written `%5F`.
+    /// - `%`, which no valid name, namespace, group or kind holds, is
+    ///   written `%25`, so every id, valid or not, reads back as itself.
+    ///
+    /// Namespaces, groups and kinds never hold `_` once validated, so for
+    /// every object the API server accepts, ids are Flux's, except names
+    /// holding `_`, which only driftless can read back.
     pub fn inventory_id(&self) -> String {
         let mut s = String::with_capacity(
             self.namespace.len() + self.name.len() + self.group.len() + self.kind.len() + 3,
@@ -415,7 +432,14 @@ impl ObjectId {
             if i > 0 {
                 s.push('_');
             }
-            s.push_str(part);
+            for c in part.chars() {
+                match c {
+                    '%' => s.push_str("%25"),
+                    '_' => s.push_str("%5F"),
+                    ':' if i == 1 => s.push_str("__"),
+                    c => s.push(c),
+                }
+            }
         }
         s
     }
@@ -450,16 +474,47 @@ impl fmt::Display for ObjectId {
 impl FromStr for ObjectId {
     type Err = ObjectError;
 
-    /// Parses `<ns>_<name>_<group>_<Kind>`.
-    ///
-    /// Names and namespaces are DNS names and never hold `_`; kinds never do
-    /// either. Groups are DNS subdomains. So the split is unambiguous.
+    /// Parses `<ns>_<name>_<group>_<Kind>` as fluxcd/cli-utils'
+    /// `ParseObjMetadata` does: the namespace up to the first `_`, the
+    /// kind after the last, the group before that, the name in between,
+    /// with `__` read as `:`. A `_` left in the name is an error, as in
+    /// Flux; `%5F` and `%25` (see [`ObjectId::inventory_id`]) are read
+    /// back as `_` and `%`, and any other `%` is an error.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split('_').collect();
-        if parts.len() != 4 || parts[1].is_empty() || parts[3].is_empty() {
-            return Err(ObjectError::InvalidId(s.to_string()));
+        let invalid = || ObjectError::InvalidId(s.to_string());
+        let (namespace, rest) = s.split_once('_').ok_or_else(invalid)?;
+        let (rest, kind) = rest.rsplit_once('_').ok_or_else(invalid)?;
+        let (name, group) = rest.rsplit_once('_').ok_or_else(invalid)?;
+        let name = name.replace("__", ":");
+        if name.contains('_') {
+            return Err(invalid());
         }
-        Ok(ObjectId::new(parts[2], parts[3], parts[0], parts[1]))
+        let decode = |part: &str| -> Result<String, ObjectError> {
+            let mut out = String::with_capacity(part.len());
+            let mut rest = part;
+            while let Some(at) = rest.find('%') {
+                out.push_str(&rest[..at]);
+                let escape = rest.get(at..at + 3);
+                out.push(match escape {
+                    Some("%25") => '%',
+                    Some("%5F") => '_',
+                    _ => return Err(invalid()),
+                });
+                rest = &rest[at + 3..];
+            }
+            out.push_str(rest);
+            Ok(out)
+        };
+        let id = ObjectId {
+            namespace: decode(namespace)?,
+            name: decode(&name)?,
+            group: decode(group)?,
+            kind: decode(kind)?,
+        };
+        if id.name.is_empty() || id.kind.is_empty() {
+            return Err(invalid());
+        }
+        Ok(id)
     }
 }
 
@@ -570,6 +625,23 @@ mod tests {
         assert_eq!(ns.subject(), "Namespace/team-a");
         assert_eq!(id.subject(), "Deployment/apps/app1");
         assert!("a_b_c".parse::<ObjectId>().is_err());
+        // RBAC names: `:` as Flux writes it, `_` escaped
+        let rb = ObjectId::new(
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            "ns",
+            "ci:deploy_bot",
+        );
+        assert_eq!(
+            rb.to_string(),
+            "ns_ci__deploy%5Fbot_rbac.authorization.k8s.io_RoleBinding"
+        );
+        assert_eq!(rb.to_string().parse::<ObjectId>().unwrap(), rb);
+        // Flux's raw `_` and unknown escapes are refused
+        assert!("_a_b_rbac.authorization.k8s.io_Role"
+            .parse::<ObjectId>()
+            .is_err());
+        assert!("_a%41_g_K".parse::<ObjectId>().is_err());
     }
 
     #[test]

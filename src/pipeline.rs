@@ -384,7 +384,13 @@ impl Reconciler<'_> {
 
         // live state of everything desired or owned before
         let mut ids: BTreeSet<ObjectId> = desired.iter().map(Object::id).collect();
-        ids.extend(previous.ids());
+        ids.extend(previous.ids().map_err(|e| {
+            ReconcileError::Read(ApplyError::Invalid {
+                subject: format!("inventory {}", options.owner),
+                message: e.to_string(),
+                causes: Default::default(),
+            })
+        })?);
         let mut live = BTreeMap::new();
         for id in &ids {
             if let Some(o) = self.applier.get(id).await.map_err(ReconcileError::Read)? {

@@ -1006,6 +1006,7 @@ fn the_tree_example_prints_kustomizations_and_inventories() {
             .unwrap()
             .unwrap()
             .ids()
+            .unwrap()
             .iter()
             .map(|i| i.subject())
             .collect()

@@ -316,7 +316,7 @@ fn all_ids(fleet: &Path, start: Option<&Path>) -> BTreeSet<ObjectId> {
     if let Some(s) = start {
         let c = open(s);
         if let Some(inv) = block_on(c.read_inventory(OWNER)).unwrap() {
-            ids.extend(inv.ids());
+            ids.extend(inv.ids().unwrap());
         }
     }
     ids

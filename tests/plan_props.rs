@@ -181,6 +181,7 @@ proptest! {
         let desired_ids: BTreeSet<ObjectId> = desired.iter().map(Object::id).collect();
         let mut want_prune: Vec<ObjectId> = previous
             .ids()
+            .unwrap()
             .into_iter()
             .filter(|id| !desired_ids.contains(id) && live.contains_key(id))
             .collect();

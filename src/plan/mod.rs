@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::object::ObjectId;
+use crate::object::{ObjectError, ObjectId};
 
 /// What happened, or will happen, to one object. Flux's vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -66,12 +66,10 @@ impl Inventory {
         Inventory { entries }
     }
 
-    /// The ids, parsed. Entries that do not parse are skipped.
-    pub fn ids(&self) -> Vec<ObjectId> {
-        self.entries
-            .iter()
-            .filter_map(|e| e.id.parse().ok())
-            .collect()
+    /// The ids, parsed. An entry that does not parse is an error naming
+    /// it: an entry skipped here would never be pruned.
+    pub fn ids(&self) -> Result<Vec<ObjectId>, ObjectError> {
+        self.entries.iter().map(|e| e.id.parse()).collect()
     }
 
     /// True when the inventory records `id`.

@@ -219,6 +219,14 @@ pub enum PlanError {
         /// The missing namespace.
         namespace: String,
     },
+    /// An entry of the previous inventory is not an object id (see
+    /// [`ObjectId::inventory_id`]); nothing is planned rather than the
+    /// entry dropped, which would leave its object unpruned for good.
+    #[error("the inventory holds {id:?}, which is not an object id: expected <namespace>_<name>_<group>_<Kind>")]
+    InvalidInventoryId {
+        /// The entry as recorded.
+        id: String,
+    },
     /// A custom kind whose CRD neither the cluster nor Git provides.
     #[error("{subject}: no matches for kind \"{kind}\" in version \"{api_version}\"")]
     UnknownKind {
@@ -402,7 +410,7 @@ pub fn plan(
         }
     }
 
-    let mut prune_ids = prune_candidates(previous, &by_string, &classified, live);
+    let mut prune_ids = prune_candidates(previous, &by_string, &classified, live)?;
     let mut entries: Vec<InventoryEntry> = Vec::with_capacity(by_string.len());
     for &i in &by_string {
         let c = &mut classified[i as usize];
@@ -567,9 +575,9 @@ fn sort_by_id(classified: &[Classified]) -> Vec<u32> {
     order
 }
 
-/// `classified` by inventory id (a string), as Flux sorts an inventory;
-/// distinct ids that read the same (only possible with `_` in a name) are
-/// ordered by id.
+/// `classified` by inventory id (a string), as Flux sorts an inventory
+/// (distinct ids have distinct inventory ids; the last tie-break keeps the
+/// order total all the same).
 fn sort_by_string(classified: &[Classified]) -> Vec<u32> {
     let keys: Vec<(u64, u64)> = classified
         .iter()
@@ -587,7 +595,8 @@ fn sort_by_string(classified: &[Classified]) -> Vec<u32> {
     order
 }
 
-/// The ids of the previous inventory that left Git and still exist live.
+/// The ids of the previous inventory that left Git and still exist live;
+/// an entry that does not parse is an error.
 /// `by_string` orders `classified` by inventory id, so a sorted inventory
 /// (the usual case) is matched by a merge join; one found out of order is
 /// matched by lookups instead.
@@ -596,7 +605,7 @@ fn prune_candidates(
     by_string: &[u32],
     classified: &[Classified],
     live: &BTreeMap<ObjectId, Object>,
-) -> Vec<ObjectId> {
+) -> Result<Vec<ObjectId>, PlanError> {
     let desired_id = |i: &u32| classified[*i as usize].inventory_id.as_str();
     let merged = || {
         let mut rest = by_string.iter().peekable();
@@ -625,10 +634,16 @@ fn prune_candidates(
             })
             .collect()
     });
-    gone.into_iter()
-        .filter_map(|e| e.id.parse().ok())
-        .filter(|id| live.contains_key(id))
-        .collect()
+    let mut ids = Vec::with_capacity(gone.len());
+    for e in gone {
+        let id: ObjectId =
+            e.id.parse()
+                .map_err(|_| PlanError::InvalidInventoryId { id: e.id.clone() })?;
+        if live.contains_key(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// One desired object, read once: its id, what ordering and the inventory
