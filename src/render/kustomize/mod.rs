@@ -220,8 +220,18 @@ fn is_remote(s: &str) -> bool {
         || l.contains("?ref=")
 }
 
+/// A path error while reading for `file`, naming the path once: the
+/// error's own path is left out when it is `file`.
 fn path_err(file: &str, e: PathError) -> RenderError {
-    RenderError::new(file, e.to_string())
+    match e {
+        PathError::NotFound { path } if path == file => {
+            RenderError::new(file, "no such file or directory")
+        }
+        PathError::IsADirectory { path } if path == file => {
+            RenderError::new(file, "is a directory")
+        }
+        e => RenderError::new(file, e.to_string()),
+    }
 }
 
 impl<'a> Builder<'a> {
