@@ -21,6 +21,8 @@
 //! `--no-cross-namespace-refs`, default true) and the same
 //! `--local-sources`.
 
+#[macro_use]
+mod cli;
 mod fleet_flags;
 
 use std::collections::BTreeMap;
@@ -187,7 +189,7 @@ async fn run(args: Args) -> Result<bool, String> {
                 Action::Unchanged | Action::Skipped => continue,
             };
             differs = true;
-            println!("► {} {word}", e.subject);
+            outln!("► {} {word}", e.subject);
             if e.action != Action::Configured {
                 continue;
             }
@@ -201,11 +203,11 @@ async fn run(args: Args) -> Result<bool, String> {
                 ..ApplyOptions::default()
             };
             let after = cluster.apply(want, &dry).await.map_err(|e| e.to_string())?;
-            print!("{}", unified(live.as_ref(), Some(&after), &e.subject));
+            out!("{}", unified(live.as_ref(), Some(&after), &e.subject));
         }
     }
     for e in &errors {
-        eprintln!("✗ {e}");
+        errln!("✗ {e}");
     }
     if !errors.is_empty() {
         return Err(format!(
@@ -219,11 +221,11 @@ async fn run(args: Args) -> Result<bool, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     match futures::executor::block_on(run(args)) {
-        Ok(false) => ExitCode::SUCCESS,
-        Ok(true) => ExitCode::from(1),
+        Ok(false) => cli::exit(cli::SUCCESS),
+        Ok(true) => cli::exit(cli::NOT_READY),
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+            errln!("error: {e}");
+            cli::exit(cli::ERROR)
         }
     }
 }

@@ -13,6 +13,15 @@
 //! list of tags. Prints each change as `file:line old → new`, then the new
 //! commit's id and revision, or `no updates`. The fetch cache lives in the
 //! system's temporary folder, one per remote.
+//!
+//! Exit code 0 when the commit was pushed or every image is up to date, 2
+//! on any error, before anything is fetched: among them a tags file that
+//! cannot be read, a policy whose ImageRepository is not in `--policies`,
+//! and a policy that cannot choose a tag (each is listed). "no updates" is
+//! never printed for policies that chose nothing.
+
+#[macro_use]
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,10 +61,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => cli::exit(cli::SUCCESS),
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            errln!("error: {e}");
+            cli::exit(cli::ERROR)
         }
     }
 }
@@ -67,8 +76,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let tags = FileTags::new(&args.tags);
     let resolution = futures::executor::block_on(resolve(&objects, &tags))?;
-    for (policy, why) in &resolution.skipped {
-        eprintln!("warning: policy {policy} chose no image: {why}");
+    // a policy that chose nothing fails the run: its images would stay
+    // as they are without a word
+    if !resolution.skipped.is_empty() {
+        let reasons: Vec<String> = resolution
+            .skipped
+            .iter()
+            .map(|(policy, why)| format!("policy {policy} chose no image: {why}"))
+            .collect();
+        return Err(reasons.join("\n").into());
     }
 
     let signer = match &args.signing_key {
@@ -104,15 +120,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         signer.as_ref().map(|s| s as &dyn CommitSigner),
     )?;
     match outcome {
-        Outcome::NoUpdates { .. } => println!("no updates"),
+        Outcome::NoUpdates { .. } => outln!("no updates"),
         Outcome::Pushed(p) => {
             for c in &p.changes {
-                println!("{}:{} {} → {}", c.file, c.line, c.old_value, c.new_value);
+                outln!("{}:{} {} → {}", c.file, c.line, c.old_value, c.new_value);
             }
-            println!("commit {}", p.id);
-            println!("revision {}", p.revision);
+            outln!("commit {}", p.id);
+            outln!("revision {}", p.revision);
         }
-        other => println!("{other:?}"),
+        other => outln!("{other:?}"),
     }
     Ok(())
 }

@@ -15,7 +15,11 @@
 //! message), one line per object (`Kind/ns/name created|configured|...`)
 //! with the field diff under configured objects, and a last line
 //! `N created, N configured, N unchanged, N deleted, N skipped`.
-//! Exit code 0 when every Kustomization is Ready, 1 otherwise or on error.
+//!
+//! Exit code 0 when every Kustomization is Ready, 1 when the run finished
+//! but one is not, 2 on an error before or outside reconciling (bad flags,
+//! an unreadable repository or state folder, a corrupt state). A run that
+//! writes nothing to a state folder that did not exist leaves none behind.
 //!
 //! Watching: `--watch` keeps reconciling as Flux's controllers would, on the
 //! wall clock, until interrupted: each Kustomization again after its
@@ -55,6 +59,8 @@
 //! mapped with `--local-sources Kind/ns/name=<folder or URL>` (the demo
 //! fleet's tenant repository is mapped to the demo folder).
 
+#[macro_use]
+mod cli;
 mod fleet_flags;
 
 use std::collections::BTreeMap;
@@ -232,20 +238,22 @@ fn print_text(report: &FleetReport) {
             .or(r.last_attempted_revision.as_deref())
             .unwrap_or("-");
         let ready = if r.ready { "True" } else { "False" };
-        println!(
+        outln!(
             "► Kustomization/{} {revision} Ready={ready} {}: {}",
-            r.key, r.reason, r.message
+            r.key,
+            r.reason,
+            r.message
         );
         for e in &r.changes.entries {
-            println!("{e}");
+            outln!("{e}");
             for d in &e.drift {
-                println!("  {d}");
+                outln!("  {d}");
             }
             *totals.entry(e.action).or_default() += 1;
         }
     }
     let n = |a| totals.get(&a).copied().unwrap_or(0);
-    println!(
+    outln!(
         "{} created, {} configured, {} unchanged, {} deleted, {} skipped",
         n(Action::Created),
         n(Action::Configured),
@@ -258,7 +266,7 @@ fn print_text(report: &FleetReport) {
 fn print_report(report: &FleetReport, output: Output) -> Result<(), String> {
     match output {
         Output::Text => print_text(report),
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
         ),
@@ -292,7 +300,8 @@ async fn watch(
             };
             print_report(&report, output)?;
         }
-        if end.is_some_and(|end| until >= end) {
+        // nobody reads any more (`… | head`): stop watching
+        if cli::stdout_closed() || end.is_some_and(|end| until >= end) {
             return Ok(scheduler.report());
         }
     }
@@ -314,93 +323,112 @@ async fn run(args: Args) -> Result<bool, String> {
         let (id, location) = fleet_flags::local_source(m)?;
         extra.push((id, open_source(&location, &args)?));
     }
-    let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
-    // Secrets do not go in Git: plaintext Secrets are refused unless their
-    // path is allowed explicitly (SOPS-encrypted ones are decrypted through
-    // each Kustomization's spec.decryption)
-    let mut secrets = SecretRules::refuse_plaintext(None);
-    secrets.allow_plaintext = args.allow_plaintext_secrets.clone();
-    let renderer = Kustomize::new(KustomizeOptions {
-        flux: true,
-        secrets,
-        ..KustomizeOptions::default()
-    });
-    let mut options = FleetOptions {
-        cluster_path: args.path.clone(),
-        max_timeout: args
-            .timeout
-            .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(|e| format!("--timeout: {e}"))?,
-        dry_run: args.dry_run,
-        allow_prune: !args.no_prune,
-        max_prune: Some(args.max_prune),
-        require_signed: !args.insecure_skip_verify,
-        ..FleetOptions::default()
-    };
-    args.lockdown.apply_to(&mut options);
-    let mut sources = BTreeMap::new();
-    let reference = GitRef::branch(&args.branch);
-    sources.insert(
-        options.root_source.clone(),
-        SourceBinding {
-            source: root_source.as_ref(),
-            reference: reference.clone(),
-            verifier: root_verifier.as_deref(),
-        },
-    );
-    for (id, s) in &extra {
-        sources.insert(
-            id.clone(),
-            SourceBinding {
-                source: s.as_ref(),
-                reference: reference.clone(),
-                verifier: root_verifier.as_deref(),
-            },
-        );
-    }
-    let keys = KeysFromSecret::new();
-    let ctx = FleetContext {
-        sources,
-        verifiers: Some(&keys),
-        renderer: &renderer,
-        applier: &cluster,
-        clock: &SystemClock,
-        events: &NoEvents,
-        metrics: None,
-        schema: Schema::kubernetes(),
-    };
+    let max_timeout = args
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| format!("--timeout: {e}"))?;
     let watch_for = args
         .watch_for
         .as_deref()
         .map(parse_duration)
         .transpose()
         .map_err(|e| format!("--for: {e}"))?;
-    let report = if args.watch || watch_for.is_some() {
-        watch(&ctx, options, watch_for, args.output).await?
-    } else {
-        let report = ctx.reconcile(&options).await.map_err(|e| e.to_string())?;
-        print_report(&report, args.output)?;
-        report
-    };
-    for r in report.results.iter().filter(|r| !r.ready) {
-        eprintln!(
-            "Kustomization/{} not ready: {}: {}",
-            r.key, r.reason, r.message
+    // a run that writes nothing leaves no state folder behind it
+    let fresh = !args.state.exists();
+    let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
+    let bootstrapped = cluster.resource_version();
+    let result = async {
+        // Secrets do not go in Git: plaintext Secrets are refused unless their
+        // path is allowed explicitly (SOPS-encrypted ones are decrypted through
+        // each Kustomization's spec.decryption)
+        let mut secrets = SecretRules::refuse_plaintext(None);
+        secrets.allow_plaintext = args.allow_plaintext_secrets.clone();
+        let renderer = Kustomize::new(KustomizeOptions {
+            flux: true,
+            secrets,
+            ..KustomizeOptions::default()
+        });
+        let mut options = FleetOptions {
+            cluster_path: args.path.clone(),
+            max_timeout,
+            dry_run: args.dry_run,
+            allow_prune: !args.no_prune,
+            max_prune: Some(args.max_prune),
+            require_signed: !args.insecure_skip_verify,
+            ..FleetOptions::default()
+        };
+        args.lockdown.apply_to(&mut options);
+        let mut sources = BTreeMap::new();
+        let reference = GitRef::branch(&args.branch);
+        sources.insert(
+            options.root_source.clone(),
+            SourceBinding {
+                source: root_source.as_ref(),
+                reference: reference.clone(),
+                verifier: root_verifier.as_deref(),
+            },
         );
+        for (id, s) in &extra {
+            sources.insert(
+                id.clone(),
+                SourceBinding {
+                    source: s.as_ref(),
+                    reference: reference.clone(),
+                    verifier: root_verifier.as_deref(),
+                },
+            );
+        }
+        let keys = KeysFromSecret::new();
+        let ctx = FleetContext {
+            sources,
+            verifiers: Some(&keys),
+            renderer: &renderer,
+            applier: &cluster,
+            clock: &SystemClock,
+            events: &NoEvents,
+            metrics: None,
+            schema: Schema::kubernetes(),
+        };
+        let report = if args.watch || watch_for.is_some() {
+            watch(&ctx, options, watch_for, args.output).await?
+        } else {
+            let report = ctx.reconcile(&options).await.map_err(|e| e.to_string())?;
+            print_report(&report, args.output)?;
+            report
+        };
+        for r in report.results.iter().filter(|r| !r.ready) {
+            errln!(
+                "Kustomization/{} not ready: {}: {}",
+                r.key,
+                r.reason,
+                r.message
+            );
+        }
+        Ok(report.all_ready())
     }
-    Ok(report.all_ready())
+    .await;
+    if fresh && cluster.resource_version() == bootstrapped {
+        drop(cluster);
+        std::fs::remove_dir_all(&args.state).map_err(|e| {
+            format!(
+                "removing the state folder {} this run created and wrote nothing to: {e}",
+                args.state.display()
+            )
+        })?;
+    }
+    result
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match futures::executor::block_on(run(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(true) => cli::exit(cli::SUCCESS),
+        Ok(false) => cli::exit(cli::NOT_READY),
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+            errln!("error: {e}");
+            cli::exit(cli::ERROR)
         }
     }
 }

@@ -13,7 +13,11 @@
 //! serves, and runs until interrupted. Writes made through it (kubectl
 //! apply, edit, delete) go to the state folder, atomically, as the other
 //! examples' writes do; creation times come from the system clock.
-//! Exit code 2 when it cannot start.
+//! Exit code 2 when it cannot start (the state folder cannot be opened,
+//! the port is taken, the kubeconfig cannot be written).
+
+#[macro_use]
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,26 +46,26 @@ fn main() -> ExitCode {
     let cluster = match MemoryCluster::open(&args.state) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            errln!("error: {e}");
+            return cli::exit(cli::ERROR);
         }
     };
     let options = ServeOptions::default().port(args.port).system_clock(true);
     let server = match KubeServer::start(Arc::new(cluster), options) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            errln!("error: {e}");
+            return cli::exit(cli::ERROR);
         }
     };
     if let Err(e) = server.write_kubeconfig(&args.kubeconfig_out) {
-        eprintln!(
+        errln!(
             "error: writing the kubeconfig {}: {e}",
             args.kubeconfig_out.display()
         );
-        return ExitCode::from(2);
+        return cli::exit(cli::ERROR);
     }
-    println!(
+    outln!(
         "serving {} at {} (kubeconfig: {}); interrupt to stop",
         args.state.display(),
         server.url(),

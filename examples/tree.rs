@@ -9,7 +9,11 @@
 //!
 //! Reads the embedded cluster's state folder only (no Git, no rendering):
 //! each Kustomization's recorded inventory, recursing into the
-//! Kustomizations it lists. Exit code 0, or 1 with a message on stderr.
+//! Kustomizations it lists. Exit code 0, or 2 with a message on stderr
+//! (no state folder, a corrupt one, a Kustomization never reconciled).
+
+#[macro_use]
+mod cli;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -114,12 +118,12 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match futures::executor::block_on(run(args)) {
         Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
+            out!("{text}");
+            cli::exit(cli::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+            errln!("error: {e}");
+            cli::exit(cli::ERROR)
         }
     }
 }

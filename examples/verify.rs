@@ -7,8 +7,14 @@
 //!
 //! `--ref` is a branch name, or `tag:<name>`, `semver:<range>`, `commit:<sha>`,
 //! `branch:<name>`, or a full ref name starting with `refs/`.
-//! Prints `verified <revision> signed by <principal> (<fingerprint>)`, or a
-//! refusal on stderr with exit code 1.
+//! Prints `verified <revision> signed by <principal> (<fingerprint>)` (exit
+//! code 0), or the refusal on stderr with exit code 1 when the revision was
+//! fetched and its signature is refused. Exit code 2 on an error: bad
+//! flags, keys that cannot be read, a repository that cannot be fetched.
+//! `--ref` defaults to `main`, as the other examples' `--branch`.
+
+#[macro_use]
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +30,7 @@ struct Args {
     #[arg(long)]
     repo: String,
     /// Reference: branch, tag:<t>, semver:<range>, commit:<sha>, refs/...
-    #[arg(long = "ref", default_value = "master")]
+    #[arg(long = "ref", default_value = "main")]
     reference: String,
     /// An allowed-signers file (SSH signatures).
     #[arg(
@@ -70,15 +76,29 @@ fn parse_ref(r: &str) -> Result<GitRef, String> {
     Ok(g)
 }
 
-fn run(args: Args) -> Result<String, String> {
+/// Why no revision was verified.
+enum Failure {
+    /// The revision's signature was refused (exit code 1).
+    Refused(String),
+    /// Anything before: flags, keys, the fetch (exit code 2).
+    Error(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Error(e)
+    }
+}
+
+fn run(args: Args) -> Result<String, Failure> {
     let mode = match args.mode.as_str() {
         "head" | "HEAD" => VerifyMode::Head,
         "tag" | "Tag" => VerifyMode::Tag,
         "tag-and-head" | "TagAndHEAD" => VerifyMode::TagAndHead,
         other => {
-            return Err(format!(
+            return Err(Failure::Error(format!(
                 "unknown --mode {other:?}: use head, tag or tag-and-head"
-            ))
+            )))
         }
     };
     let verifier: Box<dyn Verifier> = match (&args.allowed_signers, &args.openpgp_keys) {
@@ -93,7 +113,11 @@ fn run(args: Args) -> Result<String, String> {
             })
             .map_err(|e| e.to_string())?,
         ),
-        (None, None) => return Err("give --allowed-signers or --openpgp-keys".into()),
+        (None, None) => {
+            return Err(Failure::Error(
+                "give --allowed-signers or --openpgp-keys".into(),
+            ))
+        }
     };
     let mut src = GitSource::new(&args.repo).map_err(|e| e.to_string())?;
     if let Some(c) = args.cache_dir {
@@ -106,7 +130,7 @@ fn run(args: Args) -> Result<String, String> {
     let snapshot = futures::executor::block_on(src.fetch(&reference)).map_err(|e| e.to_string())?;
     let revision = snapshot.revision.to_string();
     let verified = Verified::check(snapshot, verifier.as_ref())
-        .map_err(|e| format!("refusing {revision}: {e}"))?;
+        .map_err(|e| Failure::Refused(format!("refusing {revision}: {e}")))?;
     let v = verified.verdict();
     Ok(format!(
         "verified {} signed by {} ({})",
@@ -117,12 +141,16 @@ fn run(args: Args) -> Result<String, String> {
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
+            outln!("{line}");
+            cli::exit(cli::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
+        Err(Failure::Refused(e)) => {
+            errln!("{e}");
+            cli::exit(cli::NOT_READY)
+        }
+        Err(Failure::Error(e)) => {
+            errln!("error: {e}");
+            cli::exit(cli::ERROR)
         }
     }
 }

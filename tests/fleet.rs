@@ -1045,7 +1045,7 @@ fn the_tree_example_prints_kustomizations_and_inventories() {
     assert!(text.contains("├── ") && text.contains("└── ") && text.contains("│   "));
 
     let out = run_example("tree", &["--state", st.as_str(), "nope"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("Kustomization/flux-system/nope has no inventory"),
         "{}",

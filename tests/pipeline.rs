@@ -787,13 +787,13 @@ fn the_reconcile_example_as_a_user_runs_it() {
         .join("objects/core/ConfigMap/apps/extra.yaml")
         .exists());
 
-    // an error: exit 1 and a clear message on stderr
+    // an error: exit 2 and a clear message on stderr
     let missing = fleet.path().join("no-such-folder");
     let out = run_example(
         "reconcile",
         &["--repo", missing.to_str().unwrap(), "--state", st.as_str()],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("no-such-folder"), "{err}");

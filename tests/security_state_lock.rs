@@ -71,7 +71,7 @@ fn other_processes_fail_at_once_while_a_writer_holds_the_folder() {
     );
 
     let out = run_example("tree", &["--state", &st]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).trim(), locked);
 
     let fleet = demo_fleet();
@@ -85,7 +85,7 @@ fn other_processes_fail_at_once_while_a_writer_holds_the_folder() {
         tenant.as_str(),
     ];
     let out = run_example("reconcile", &reconcile);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stderr(&out).contains(&locked), "{}", stderr(&out));
     assert_eq!(snapshot(state.path()), before);
     assert!(in_flight.exists());
