@@ -107,23 +107,34 @@ pub trait VerifierFactory: Send + Sync {
     ) -> Result<Box<dyn Verifier>, String>;
 }
 
-/// The policy gates of one Kustomization: Kyverno ClusterPolicies (those
-/// rendered by any Kustomization so far stand for the live ones), and the
+/// The policy gates of one Kustomization: Kyverno policies from two
+/// sources, those rendered by the Kustomizations applied so far in the
+/// pass (they stand for what a dry run did not write) and `live_policies`,
+/// those in the cluster (read through the Applier before every
+/// Kustomization, the root included, so a policy is enforced for
+/// Kustomizations that run before the one that renders it); and the
 /// tenant boundary when it runs as a tenant (see [`Identity`]), confined to
 /// its own namespace (never the tenant-writable `targetNamespace`).
 fn fleet_policies(
     k: &Kustomization,
     identity: &Identity,
     known_objects: &[Object],
+    live_policies: Vec<Object>,
     schema: &Schema,
 ) -> crate::policy::PolicySet {
     let mut set = crate::policy::PolicySet::default();
-    let live: Vec<Object> = known_objects
+    let mut policies: Vec<Object> = known_objects
         .iter()
         .filter(|o| crate::policy::is_kyverno_policy(o))
         .cloned()
         .collect();
-    set.push(crate::policy::Kyverno::new(live));
+    let rendered: BTreeSet<ObjectId> = policies.iter().map(Object::id).collect();
+    policies.extend(
+        live_policies
+            .into_iter()
+            .filter(|o| crate::policy::is_kyverno_policy(o) && !rendered.contains(&o.id())),
+    );
+    set.push(crate::policy::Kyverno::new(policies));
     if identity.tenant {
         set.push(crate::policy::TenantBoundary {
             namespace: k.metadata.namespace.clone(),
@@ -1263,6 +1274,16 @@ impl FleetContext<'_> {
         }
         default_namespaces(&mut objects, &schema);
 
+        // the policies in force in the cluster, read before every
+        // Kustomization; a cluster that cannot say which are in force
+        // fails the run (nothing applied unchecked)
+        let live_policies = match self.live_policies().await {
+            Ok(p) => p,
+            Err(e) => {
+                result.message = format!("reading the live Kyverno policies failed: {e}");
+                return outcome(result, Vec::new(), false, self.clock);
+            }
+        };
         let reconciler = Reconciler {
             source: &NoSource,
             verifier: &NoVerification,
@@ -1283,7 +1304,7 @@ impl FleetContext<'_> {
             },
             dry_run: options.dry_run,
             impersonate: identity.user.clone(),
-            policies: fleet_policies(k, identity, known_objects, &schema),
+            policies: fleet_policies(k, identity, known_objects, live_policies, &schema),
         };
         // the Kustomizations this one owned, as they are before the run: one
         // it prunes is deleted, and its finalizer garbage-collects first; the
@@ -1445,6 +1466,21 @@ impl FleetContext<'_> {
         result.message = format!("Applied revision: {revision}");
         result.last_applied_revision = Some(revision);
         outcome(result, objects, true, self.clock)
+    }
+
+    /// The Kyverno policies live in the cluster (ClusterPolicies, and
+    /// namespaced Policies, which bind their own namespace only).
+    async fn live_policies(&self) -> Result<Vec<Object>, crate::apply::ApplyError> {
+        let mut policies = self
+            .applier
+            .list(crate::policy::KYVERNO_GROUP, "ClusterPolicy")
+            .await?;
+        policies.extend(
+            self.applier
+                .list(crate::policy::KYVERNO_GROUP, "Policy")
+                .await?,
+        );
+        Ok(policies)
     }
 
     /// Flux's `spec.decryption`: provider `sops`, the age identities in

@@ -31,9 +31,12 @@ impl Kyverno {
     }
 }
 
+/// Kyverno's API group.
+pub const KYVERNO_GROUP: &str = "kyverno.io";
+
 /// True for a Kyverno ClusterPolicy (or namespaced Policy).
 pub fn is_kyverno_policy(o: &Object) -> bool {
-    o.group() == "kyverno.io" && (o.kind() == "ClusterPolicy" || o.kind() == "Policy")
+    o.group() == KYVERNO_GROUP && (o.kind() == "ClusterPolicy" || o.kind() == "Policy")
 }
 
 impl Policy for Kyverno {

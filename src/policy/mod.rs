@@ -22,7 +22,7 @@ use crate::schema::Schema;
 mod kyverno;
 mod wildcard;
 
-pub use kyverno::{is_kyverno_policy, Kyverno};
+pub use kyverno::{is_kyverno_policy, Kyverno, KYVERNO_GROUP};
 pub use wildcard::wildcard;
 
 /// What a violation does.
