@@ -204,9 +204,9 @@ fn a_planted_policy_binds_the_first_run() {
         .is_none());
 }
 
-/// A backend that cannot list objects (the `Applier` trait's default) cannot
-/// say which policies are in force: every Kustomization fails, nothing is
-/// applied unchecked.
+/// A backend that cannot list objects (the `Applier` trait's default), but
+/// has discovery, cannot say which policies are in force: every
+/// Kustomization fails, nothing is applied unchecked.
 struct CannotList<'a>(&'a MemoryCluster);
 
 #[async_trait::async_trait]
@@ -243,6 +243,13 @@ impl Applier for CannotList<'_> {
         inventory: &driftless::plan::Inventory,
     ) -> Result<(), driftless::apply::ApplyError> {
         self.0.write_inventory(owner, inventory).await
+    }
+    async fn scope(
+        &self,
+        group: &str,
+        kind: &str,
+    ) -> Result<Option<driftless::schema::Scope>, driftless::apply::ApplyError> {
+        self.0.scope(group, kind).await
     }
 }
 

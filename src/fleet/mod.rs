@@ -1265,12 +1265,19 @@ impl FleetContext<'_> {
             o.set_metadata_entry("labels", NAME_LABEL, &k.metadata.name);
             o.set_metadata_entry("labels", NAMESPACE_LABEL, &k.metadata.namespace);
         }
-        // kinds whose CRDs this run renders are scoped as their CRDs say
+        // kinds whose CRDs this pass renders are scoped as their CRDs say;
+        // the others as the cluster's discovery says (never assumed
+        // namespaced: the tenant boundary and the namespace defaults read
+        // the scope)
         let mut schema = self.schema.clone();
         for o in known_objects.iter().chain(objects.iter()) {
             if o.kind() == "CustomResourceDefinition" {
                 schema.register_crd(o);
             }
+        }
+        if let Err(e) = self.discover_scopes(&objects, &mut schema).await {
+            result.message = format!("reading the cluster's discovery failed: {e}");
+            return outcome(result, Vec::new(), false, self.clock);
         }
         default_namespaces(&mut objects, &schema);
 
@@ -1466,6 +1473,28 @@ impl FleetContext<'_> {
         result.message = format!("Applied revision: {revision}");
         result.last_applied_revision = Some(revision);
         outcome(result, objects, true, self.clock)
+    }
+
+    /// Registers in `schema` the scope of every kind of `objects` it does
+    /// not know (built in, or defined by a CRD rendered in the pass), as
+    /// the cluster's discovery reports it through the Applier. Kinds the
+    /// cluster does not serve stay unknown (the dry-run refuses them).
+    async fn discover_scopes(
+        &self,
+        objects: &[Object],
+        schema: &mut Schema,
+    ) -> Result<(), crate::apply::ApplyError> {
+        let unknown: BTreeSet<(&str, &str)> = objects
+            .iter()
+            .map(|o| (o.group(), o.kind()))
+            .filter(|(group, kind)| !schema.is_known(group, kind))
+            .collect();
+        for (group, kind) in unknown {
+            if let Some(scope) = self.applier.scope(group, kind).await? {
+                schema.register_scope(crate::schema::GroupKind::new(group, kind), scope);
+            }
+        }
+        Ok(())
     }
 
     /// The Kyverno policies live in the cluster (ClusterPolicies, and

@@ -287,6 +287,23 @@ impl Schema {
         self.custom.insert(gk, kind);
     }
 
+    /// Registers a kind as a cluster's discovery reports it: its scope, any
+    /// version (for a kind whose CRD is not at hand). A kind already
+    /// registered keeps what its CRD says.
+    pub fn register_scope(&mut self, gk: GroupKind, scope: Scope) {
+        if self.builtin_scope.contains_key(&gk) || self.custom.contains_key(&gk) {
+            return;
+        }
+        self.custom.insert(
+            gk,
+            CustomKind {
+                scope,
+                versions: BTreeSet::new(),
+                crd_name: String::new(),
+            },
+        );
+    }
+
     /// Registers the kind a CRD object defines. Returns false when the object
     /// is not a well-formed CRD.
     pub fn register_crd(&mut self, crd: &Object) -> bool {
