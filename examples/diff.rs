@@ -7,8 +7,11 @@
 //! cargo run --example diff -- --state ./state --kustomization flux-system/apps
 //! ```
 //!
-//! The fleet is planned and dry-run against the embedded cluster persisted
-//! in `--state`, writing nothing. For every object that would change, a line
+//! The fleet is planned and dry-run against a copy-on-write overlay of the
+//! embedded cluster persisted in `--state`, writing nothing: later
+//! Kustomizations see what earlier ones would create (a tenant's namespace
+//! and RoleBindings, a CRD's kind), so the diff of a change that adds a
+//! tenant works, on an empty state too. For every object that would change, a line
 //! `► Kind/ns/name created|drifted|deleted`; under a drifted object, a
 //! unified diff between the live object and the result of a server-side
 //! dry-run apply of the Git version (Secret values masked).

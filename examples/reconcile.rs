@@ -108,7 +108,9 @@ struct Args {
     /// Where the embedded cluster keeps its state.
     #[arg(long, default_value = "./.driftless-state")]
     state: PathBuf,
-    /// Plan and dry-run only; change nothing.
+    /// Plan and dry-run only; change nothing. The fleet runs against a
+    /// copy-on-write overlay of the state, so later Kustomizations see what
+    /// earlier ones would create (a tenant's namespace, a CRD's kind).
     #[arg(long)]
     dry_run: bool,
     /// Never delete objects that left Git.
@@ -337,7 +339,14 @@ async fn run(args: Args) -> Result<bool, String> {
         .map_err(|e| format!("--for: {e}"))?;
     // a run that writes nothing leaves no state folder behind it
     let fresh = !args.state.exists();
-    let cluster = MemoryCluster::open(&args.state).map_err(|e| e.to_string())?;
+    // a dry run only reads the state (it runs through a copy-on-write
+    // overlay, see FleetContext::reconcile): a snapshot under a shared lock
+    let cluster = if args.dry_run {
+        MemoryCluster::open_read_only(&args.state)
+    } else {
+        MemoryCluster::open(&args.state)
+    }
+    .map_err(|e| e.to_string())?;
     let bootstrapped = cluster.resource_version();
     let result = async {
         // Secrets do not go in Git: plaintext Secrets are refused unless their
@@ -409,7 +418,7 @@ async fn run(args: Args) -> Result<bool, String> {
         Ok(report.all_ready())
     }
     .await;
-    if fresh && cluster.resource_version() == bootstrapped {
+    if fresh && args.state.exists() && cluster.resource_version() == bootstrapped {
         drop(cluster);
         std::fs::remove_dir_all(&args.state).map_err(|e| {
             format!(

@@ -8,9 +8,11 @@ use crate::schema::Scope;
 
 pub mod faulty;
 pub mod memory;
+pub mod overlay;
 
 pub use faulty::FailingApplier;
 pub use memory::MemoryCluster;
+pub use overlay::Overlay;
 
 /// How one object is applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,5 +240,16 @@ pub trait Applier: Send + Sync {
             subject: id.subject(),
             message: "this applier cannot write status".to_string(),
         })
+    }
+
+    /// A copy-on-write overlay of this cluster (see [`Overlay`]): writes
+    /// through it land in the overlay only, every later read and check
+    /// through it sees them, and this applier is never written. A fleet dry
+    /// run reconciles through one, so that later Kustomizations see what
+    /// earlier ones would create. `Ok(None)` (the default) when the applier
+    /// cannot make one; a fleet dry run then checks each Kustomization
+    /// against the cluster as it is.
+    fn overlay(&self) -> Result<Option<Box<dyn Applier>>, ApplyError> {
+        Ok(None)
     }
 }

@@ -341,6 +341,10 @@ pub enum FleetError {
     /// The dependency graph is broken.
     #[error(transparent)]
     Dag(#[from] DagError),
+    /// The overlay of the cluster a dry run goes through could not be made
+    /// (see [`Applier::overlay`]).
+    #[error("making the dry run's overlay of the cluster: {0}")]
+    Overlay(crate::apply::ApplyError),
 }
 
 struct Outcome {
@@ -405,6 +409,10 @@ struct FleetState {
     status: BTreeMap<String, DependencyStatus>,
     /// Kustomizations whose spec changed after they ran in the current pass.
     respecified: BTreeSet<String>,
+    /// The applier is an overlay made for a dry run (see
+    /// [`FleetContext::reconcile`]): writes go through as in a real run,
+    /// health checks do not run, and results read as a dry run's.
+    scratch: bool,
 }
 
 impl FleetState {
@@ -491,11 +499,56 @@ type Run = (Duration, KustomizationResult);
 impl FleetContext<'_> {
     /// Reconciles the fleet once: the root, then every Kustomization in
     /// dependency order.
+    ///
+    /// A dry run ([`FleetOptions::dry_run`]) goes through an
+    /// [`Overlay`](crate::apply::Overlay) of the cluster when the applier
+    /// makes one ([`Applier::overlay`]): each Kustomization is applied,
+    /// pruned and garbage-collected in the overlay, so later ones see what
+    /// earlier ones would create (a tenant's Namespace and RoleBindings, a
+    /// CRD's kind), and the cluster itself is never written. Health checks
+    /// do not run in a dry run.
     pub async fn reconcile(&self, options: &FleetOptions) -> Result<FleetReport, FleetError> {
         if !self.sources.contains_key(&options.root_source) {
             return Err(FleetError::NoRootSource(options.root_source.subject()));
         }
-        let mut state = FleetState::default();
+        if options.dry_run {
+            if let Some(overlay) = self.applier.overlay().map_err(FleetError::Overlay)? {
+                let sources = self.sources.iter().map(|(id, b)| {
+                    let b = SourceBinding {
+                        source: b.source,
+                        reference: b.reference.clone(),
+                        verifier: b.verifier,
+                    };
+                    (id.clone(), b)
+                });
+                let scratch = FleetContext {
+                    sources: sources.collect(),
+                    verifiers: self.verifiers,
+                    renderer: self.renderer,
+                    applier: overlay.as_ref(),
+                    clock: self.clock,
+                    events: self.events,
+                    #[cfg(feature = "metrics")]
+                    metrics: self.metrics,
+                    schema: self.schema.clone(),
+                };
+                return scratch.reconcile_once(options, true).await;
+            }
+        }
+        self.reconcile_once(options, false).await
+    }
+
+    /// One pass from the root; `scratch`: the applier is an overlay made
+    /// for this dry run, written to as if it were no dry run.
+    async fn reconcile_once(
+        &self,
+        options: &FleetOptions,
+        scratch: bool,
+    ) -> Result<FleetReport, FleetError> {
+        let mut state = FleetState {
+            scratch,
+            ..FleetState::default()
+        };
         let root = root_kustomization(
             &root_key(options),
             &options.root_source,
@@ -538,6 +591,7 @@ impl FleetContext<'_> {
                     &mut state.artifacts,
                     &state.known,
                     &repositories,
+                    state.scratch,
                 )
                 .await;
             self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
@@ -622,6 +676,7 @@ impl FleetContext<'_> {
                         &mut state.artifacts,
                         &state.known,
                         &repositories,
+                        state.scratch,
                     )
                     .await;
                 self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
@@ -1110,6 +1165,8 @@ impl FleetContext<'_> {
         Ok(out)
     }
 
+    /// Reconciles one Kustomization. `scratch`: see [`FleetState::scratch`].
+    #[allow(clippy::too_many_arguments)]
     async fn reconcile_one(
         &self,
         k: &Kustomization,
@@ -1118,7 +1175,11 @@ impl FleetContext<'_> {
         artifacts: &mut Artifacts,
         known_objects: &[Object],
         repositories: &[Object],
+        scratch: bool,
     ) -> Outcome {
+        // a dry run through an overlay writes to the overlay as a real run
+        // would; any other dry run writes nothing
+        let writes = !options.dry_run || scratch;
         let _span = info_span!("kustomization", key = %k.key()).entered();
         let start = self.clock.now();
         let key = k.key();
@@ -1309,7 +1370,7 @@ impl FleetContext<'_> {
                 owner: Some(key.clone()),
                 ..PlanOptions::default()
             },
-            dry_run: options.dry_run,
+            dry_run: !writes,
             impersonate: identity.user.clone(),
             policies: fleet_policies(k, identity, known_objects, live_policies, &schema),
         };
@@ -1356,7 +1417,7 @@ impl FleetContext<'_> {
                 .collect();
             run.check_prune(ropts.plan.max_prune, &cascade)
                 .map_err(failed_as(reason::PRUNE_LIMIT_EXCEEDED))?;
-            if !options.dry_run {
+            if writes {
                 match self
                     .garbage_collect(&collectable, &reconciler, &snapshot)
                     .await

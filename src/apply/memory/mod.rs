@@ -494,6 +494,26 @@ impl MemoryCluster {
             s.rollout = None;
         }
     }
+
+    /// A copy of this cluster in memory (objects, inventories, counters,
+    /// schema, clock, rollout decision), writable and never persisted: the
+    /// layer of an [`Overlay`](crate::apply::Overlay).
+    pub(crate) fn copy_in_memory(&self) -> Result<MemoryCluster, ApplyError> {
+        let s = self.lock()?;
+        Ok(Self::from_state(State {
+            base_schema: s.base_schema.clone(),
+            schema: s.schema.clone(),
+            objects: s.objects.clone(),
+            rbac: s.rbac.clone(),
+            inventories: s.inventories.clone(),
+            rv: s.rv,
+            uids: s.uids,
+            now: s.now,
+            store: None,
+            read_only: None,
+            rollout: s.rollout.clone(),
+        }))
+    }
 }
 
 #[async_trait::async_trait]
@@ -559,6 +579,10 @@ impl Applier for MemoryCluster {
         Ok(s.schema
             .is_known(group, kind)
             .then(|| s.schema.scope(group, kind)))
+    }
+
+    fn overlay(&self) -> Result<Option<Box<dyn Applier>>, ApplyError> {
+        Ok(Some(Box::new(crate::apply::Overlay::of(self)?)))
     }
 
     async fn read_inventory(&self, owner: &str) -> Result<Option<Inventory>, ApplyError> {
