@@ -3,7 +3,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 fixtures="$here/../tests/fixtures/kustomize"
-for t in smp json6902 kustomization yaml; do mkdir -p "$here/corpus/$t"; done
+for t in smp json6902 kustomization yaml yaml_depth; do mkdir -p "$here/corpus/$t"; done
 n=0
 for case in "$fixtures"/*/; do
   name=$(basename "$case")
@@ -14,6 +14,8 @@ for case in "$fixtures"/*/; do
     [ -f "$f" ] || continue
     n=$((n + 1))
     cp "$f" "$here/corpus/yaml/$name-$(basename "$f")"
+    # yaml_depth: a limit byte (4 levels), then the file
+    { printf '\003'; cat "$f"; } > "$here/corpus/yaml_depth/$name-$(basename "$f")"
   done
 done
 # base + patch pairs for the mergers: every resource file followed by
