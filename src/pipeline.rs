@@ -491,15 +491,50 @@ impl Reconciler<'_> {
         Ok(warnings)
     }
 
+    /// The dry-run stage of [`Reconciler::carry_out`] on its own: every
+    /// write of the plan dry-run, except those that need a Namespace or a
+    /// kind the plan itself creates (they are dry-run right before their
+    /// stage, once it exists). Writes nothing. The fleet runs it before it
+    /// garbage-collects the inventory of a Kustomization the plan deletes,
+    /// so that nothing is deleted for a run whose own objects the cluster
+    /// refuses.
+    pub async fn dry_run_writes(
+        &self,
+        run: &PlannedRun,
+        options: &ReconcileOptions,
+    ) -> Result<(), ReconcileError> {
+        let _s = debug_span!("dry-run").entered();
+        let by_id: BTreeMap<ObjectId, &Object> = run.desired.iter().map(|o| (o.id(), o)).collect();
+        let deferred = Deferred::of(&run.desired, &run.live);
+        let apply_opts = dry_run_options(options);
+        for c in run
+            .plan
+            .stages
+            .iter()
+            .flat_map(|s| &s.changes)
+            .filter(|c| writes(c))
+        {
+            let obj = by_id[&c.id];
+            if !c.recreate && !deferred.contains(obj) {
+                self.applier
+                    .apply(obj, &apply_opts)
+                    .await
+                    .map_err(ReconcileError::DryRun)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Carries out a plan made by [`Reconciler::plan_objects`]: every write
-    /// dry-run first, then (unless [`ReconcileOptions::dry_run`]) the inventory
-    /// widened, the stages applied, the prunes deleted and the new inventory
-    /// recorded.
+    /// dry-run first ([`Reconciler::dry_run_writes`]), then (unless
+    /// [`ReconcileOptions::dry_run`]) the inventory widened, the stages
+    /// applied, the prunes deleted and the new inventory recorded.
     pub async fn carry_out(
         &self,
         run: PlannedRun,
         options: &ReconcileOptions,
     ) -> Result<ReconcileReport, ReconcileError> {
+        self.dry_run_writes(&run, options).await?;
         let PlannedRun {
             revision,
             verdict,
@@ -510,52 +545,9 @@ impl Reconciler<'_> {
             plan,
         } = run;
         let by_id: BTreeMap<ObjectId, &Object> = desired.iter().map(|o| (o.id(), o)).collect();
-        let apply_opts = ApplyOptions {
-            field_manager: options.plan.field_manager.clone(),
-            dry_run: true,
-            force_conflicts: true,
-            impersonate: options.impersonate.clone(),
-        };
-
-        // prerequisites created by this plan: their dependents are dry-run
-        // right before their own stage, once the prerequisites exist
-        let new_namespaces: BTreeSet<&str> = desired
-            .iter()
-            .filter(|o| {
-                o.kind() == "Namespace" && o.group().is_empty() && !live.contains_key(&o.id())
-            })
-            .map(Object::name)
-            .collect();
-        let new_kinds: BTreeSet<(String, String)> = desired
-            .iter()
-            .filter(|o| !live.contains_key(&o.id()))
-            .filter_map(crd_group_kind)
-            .map(|gk| (gk.group, gk.kind))
-            .collect();
-        let deferred = |o: &Object| {
-            new_namespaces.contains(o.namespace())
-                || new_kinds.contains(&(o.group().to_string(), o.kind().to_string()))
-        };
-        let writes =
-            |c: &plan::PlannedChange| matches!(c.action, Action::Created | Action::Configured);
-
-        {
-            let _s = debug_span!("dry-run").entered();
-            for c in plan
-                .stages
-                .iter()
-                .flat_map(|s| &s.changes)
-                .filter(|c| writes(c))
-            {
-                let obj = by_id[&c.id];
-                if !c.recreate && !deferred(obj) {
-                    self.applier
-                        .apply(obj, &apply_opts)
-                        .await
-                        .map_err(ReconcileError::DryRun)?;
-                }
-            }
-        }
+        let apply_opts = dry_run_options(options);
+        let deferred = Deferred::of(&desired, &live);
+        let deferred = |o: &Object| deferred.contains(o);
 
         let changes = ChangeSet::from_plan(&plan);
         if options.dry_run {
@@ -646,6 +638,55 @@ impl Reconciler<'_> {
             warnings,
             dry_run: false,
         })
+    }
+}
+
+/// A change that writes the object (creates or configures it).
+fn writes(c: &plan::PlannedChange) -> bool {
+    matches!(c.action, Action::Created | Action::Configured)
+}
+
+/// The options of a run's dry-run apply calls.
+fn dry_run_options(options: &ReconcileOptions) -> ApplyOptions {
+    ApplyOptions {
+        field_manager: options.plan.field_manager.clone(),
+        dry_run: true,
+        force_conflicts: true,
+        impersonate: options.impersonate.clone(),
+    }
+}
+
+/// Prerequisites a plan creates itself: new Namespaces and the kinds of new
+/// CRDs. Their dependents are dry-run right before their own stage, once
+/// the prerequisites exist.
+struct Deferred {
+    namespaces: BTreeSet<String>,
+    kinds: BTreeSet<(String, String)>,
+}
+
+impl Deferred {
+    fn of(desired: &[Object], live: &BTreeMap<ObjectId, Object>) -> Deferred {
+        let namespaces = desired
+            .iter()
+            .filter(|o| {
+                o.kind() == "Namespace" && o.group().is_empty() && !live.contains_key(&o.id())
+            })
+            .map(|o| o.name().to_string())
+            .collect();
+        let kinds = desired
+            .iter()
+            .filter(|o| !live.contains_key(&o.id()))
+            .filter_map(crd_group_kind)
+            .map(|gk| (gk.group, gk.kind))
+            .collect();
+        Deferred { namespaces, kinds }
+    }
+
+    fn contains(&self, o: &Object) -> bool {
+        self.namespaces.contains(o.namespace())
+            || self
+                .kinds
+                .contains(&(o.group().to_string(), o.kind().to_string()))
     }
 }
 

@@ -318,3 +318,46 @@ fn a_garbage_collection_that_fails_keeps_the_kustomization_and_converges() {
     }
     assert!(seen >= 3, "faults hit the garbage collection {seen} times");
 }
+
+/// Found by tests/mutation.rs: a typo in the kind of a Kustomization in the
+/// cluster folder (`Kstomization`) made the root's plan delete the
+/// Kustomization `tenants`, whose inventory was garbage-collected (the
+/// tenant's namespace, RBAC and workload deleted) before the root's own
+/// objects were dry-run, and the dry-run then refused the unknown kind.
+/// Now the dry-run comes first: the root fails (`no matches for kind`) and
+/// nothing is deleted.
+#[test]
+fn an_unknown_kind_in_the_cluster_folder_deletes_nothing() {
+    let fleet = demo_fleet();
+    let state = tempfile::tempdir().unwrap();
+    let repo = fleet.path().to_str().unwrap().to_string();
+    let st = state.path().join("s");
+    let st = st.to_str().unwrap().to_string();
+    let tenant = demo_tenant_source(&repo);
+    let args = ["--repo", repo.as_str(), "--state", st.as_str(), &tenant];
+    let out = run_example("reconcile", &args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let before = files(Path::new(&st));
+    assert!(before.keys().any(|f| f.contains("Deployment/team-a/web")));
+
+    edit_file(
+        &fleet.path().join("clusters/production/tenants.yaml"),
+        "kind: Kustomization",
+        "kind: Kstomization",
+    );
+    // the prune guard would stop this one; without it, the dry-run must
+    let out = run_example("reconcile", &[&args[..], &["--max-prune", "100%"]].concat());
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{o}{e}");
+    assert!(
+        o.contains("Kustomization/flux-system/flux-system")
+            && o.contains("no matches for kind \"Kstomization\""),
+        "{o}"
+    );
+    assert!(!o.contains(" deleted\n"), "nothing is deleted: {o}");
+    assert_eq!(
+        files(Path::new(&st)),
+        before,
+        "the state is byte-identical after a refused dry-run"
+    );
+}

@@ -1417,6 +1417,15 @@ impl FleetContext<'_> {
                 .collect();
             run.check_prune(ropts.plan.max_prune, &cascade)
                 .map_err(failed_as(reason::PRUNE_LIMIT_EXCEEDED))?;
+            // nothing is garbage-collected for a run whose own objects the
+            // cluster refuses (as in Flux, where the prune that deletes a
+            // Kustomization comes after the apply)
+            if writes && !collectable.is_empty() {
+                reconciler
+                    .dry_run_writes(&run, &ropts)
+                    .await
+                    .map_err(failed_as(reason::FAILED))?;
+            }
             if writes {
                 match self
                     .garbage_collect(&collectable, &reconciler, &snapshot)
