@@ -623,20 +623,37 @@ impl<'a> Builder<'a> {
     ) -> Result<(), RenderError> {
         Self::unsupported(k, file)?;
         self.warn_legacy(k, file);
-        if let Some(api) = &k.api_version {
-            if !api.starts_with("kustomize.config.k8s.io/") {
-                return Err(
-                    RenderError::new(file, format!("unsupported apiVersion {api:?}"))
-                        .with_field("apiVersion"),
-                );
+        // kustomize's EnforceFields: an absent kind is a Kustomization, an
+        // absent apiVersion the kind's own (empty is absent, as in Go); any
+        // other value fails the build
+        let kind = k
+            .kind
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("Kustomization");
+        let want = match kind {
+            "Kustomization" => "kustomize.config.k8s.io/v1beta1",
+            "Component" => "kustomize.config.k8s.io/v1alpha1",
+            other => {
+                return Err(RenderError::new(
+                    file,
+                    format!(
+                        "unsupported kind {other:?}: kind should be Kustomization or Component"
+                    ),
+                )
+                .with_field("kind"))
             }
-        }
-        if let Some(kind) = &k.kind {
-            if kind != "Kustomization" && kind != "Component" {
-                return Err(
-                    RenderError::new(file, format!("unsupported kind {kind:?}")).with_field("kind")
-                );
-            }
+        };
+        if let Some(api) = k
+            .api_version
+            .as_deref()
+            .filter(|a| !a.is_empty() && *a != want)
+        {
+            return Err(RenderError::new(
+                file,
+                format!("unsupported apiVersion {api:?}: apiVersion for {kind} should be {want}"),
+            )
+            .with_field("apiVersion"));
         }
         if let Some(oa) = &k.openapi {
             openapi::load(self, dir, file, oa)?;
