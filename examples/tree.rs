@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Reads the embedded cluster's state folder only (no Git, no rendering):
-//! each Kustomization's recorded inventory, recursing into the
-//! Kustomizations it lists. Exit code 0, or 2 with a message on stderr
+//! each Kustomization's `status.inventory` (as the fleet writes it, and as
+//! `flux tree` reads it; the recorded inventory for one without a status),
+//! recursing into the Kustomizations it lists. Exit code 0, or 2 with a message on stderr
 //! (no state folder, a corrupt one, a Kustomization never reconciled).
 
 #[macro_use]
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use driftless::apply::{Applier, MemoryCluster};
 use driftless::flux::KUSTOMIZE_GROUP;
+use driftless::plan::Inventory;
 use driftless::ObjectId;
 
 #[derive(Parser)]
@@ -44,14 +46,25 @@ struct Printer<'a> {
     out: String,
 }
 
+/// The inventory of the Kustomization `key` (`ns/name`): its
+/// `status.inventory`, as `flux tree` reads it, else the one the cluster
+/// records for it (a Kustomization with no status: the root, when the
+/// cluster folder does not declare it).
+async fn inventory(cluster: &MemoryCluster, key: &str) -> Result<Option<Inventory>, String> {
+    let (ns, name) = key.split_once('/').unwrap_or(("", key));
+    let id = ObjectId::new(KUSTOMIZE_GROUP, "Kustomization", ns, name);
+    let live = cluster.get(&id).await.map_err(|e| e.to_string())?;
+    if let Some(status) = live.as_ref().and_then(|o| o.pointer("/status/inventory")) {
+        return serde_json::from_value(status.clone())
+            .map(Some)
+            .map_err(|e| format!("{}: status.inventory: {e}", id.subject()));
+    }
+    cluster.read_inventory(key).await.map_err(|e| e.to_string())
+}
+
 impl Printer<'_> {
     async fn children(&mut self, key: &str, prefix: &str) -> Result<(), String> {
-        let inventory = self
-            .cluster
-            .read_inventory(key)
-            .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
+        let inventory = inventory(self.cluster, key).await?.unwrap_or_default();
         let ids = inventory
             .ids()
             .map_err(|e| format!("inventory {key}: {e}"))?;
@@ -93,11 +106,7 @@ async fn run(args: Args) -> Result<String, String> {
         &args.namespace,
         &args.name,
     );
-    let has_inventory = cluster
-        .read_inventory(&key)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_some();
+    let has_inventory = inventory(&cluster, &key).await?.is_some();
     if !has_inventory {
         return Err(format!(
             "{} has no inventory in {} (not reconciled yet?)",

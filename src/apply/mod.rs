@@ -229,7 +229,9 @@ pub trait Applier: Send + Sync {
     /// Replaces the status of a live object through its status subresource,
     /// as its controller would (e.g. a Kustomization's Ready condition), and
     /// returns the resulting object. Appliers that cannot write status
-    /// return [`ApplyError::Unavailable`] (the default).
+    /// return [`ApplyError::Unavailable`] (the default). The fleet writes
+    /// every Kustomization's status through it after each run; a failure
+    /// there makes the run not Ready.
     async fn update_status(
         &self,
         id: &ObjectId,

@@ -40,6 +40,7 @@ mod keys;
 mod metrics;
 mod overlay;
 mod schedule;
+mod status;
 
 pub use clock::{Clock, VirtualClock};
 pub use dag::{topological_order, DagError};
@@ -583,7 +584,7 @@ impl FleetContext<'_> {
         if let Some(root) = root {
             let at = self.clock.now();
             let repositories = state.repositories_for(&root.source_id(), options);
-            let outcome = self
+            let mut outcome = self
                 .reconcile_one(
                     root,
                     &Identity::default(),
@@ -594,6 +595,7 @@ impl FleetContext<'_> {
                     state.scratch,
                 )
                 .await;
+            self.write_status(&mut outcome, options).await;
             self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             done.insert(root_key.clone());
         }
@@ -668,7 +670,7 @@ impl FleetContext<'_> {
                 let at = self.clock.now();
                 let identity = state.identity(&key, options);
                 let repositories = state.repositories_for(&k.source_id(), options);
-                let outcome = self
+                let mut outcome = self
                     .reconcile_one(
                         &k,
                         &identity,
@@ -679,6 +681,7 @@ impl FleetContext<'_> {
                         state.scratch,
                     )
                     .await;
+                self.write_status(&mut outcome, options).await;
                 self.record(state, options, at, outcome, &mut pending, &done, &mut runs);
             }
         }
@@ -761,6 +764,55 @@ impl FleetContext<'_> {
             );
         }
         runs.push((at, r));
+    }
+
+    /// Writes a run's result to the live Kustomization's status through
+    /// [`Applier::update_status`], as kustomize-controller does after each
+    /// reconcile (see [`status::kustomization_status`]), once the run has
+    /// written to the cluster: it applied its objects (Ready, or
+    /// HealthCheckFailed or PruneFailed after the apply), or some of them.
+    ///
+    /// A run that stopped before any write (BuildFailed, ArtifactFailed,
+    /// PruneLimitExceeded, AccessDenied, DependencyNotReady, a refused
+    /// dry-run) leaves the cluster byte-identical, its status included:
+    /// driftless's fail-closed rule, where Flux would record Ready=False;
+    /// the result and its event say why. Nothing is written in a dry run,
+    /// for a suspended Kustomization (Flux leaves its status alone), or for
+    /// one that is not live (the root, when the cluster folder does not
+    /// declare it). A status that cannot be read or written makes the
+    /// result not Ready, as a failed status patch fails Flux's reconcile.
+    async fn write_status(&self, outcome: &mut Outcome, options: &FleetOptions) {
+        let wrote = outcome.applied.is_some()
+            || outcome.result.changes.entries.iter().any(|e| {
+                matches!(
+                    e.action,
+                    Action::Created | Action::Configured | Action::Deleted
+                )
+            });
+        let result = &mut outcome.result;
+        if options.dry_run || !wrote || status::keeps_status(result) {
+            return;
+        }
+        let Some((ns, name)) = result.key.split_once('/') else {
+            return;
+        };
+        let id = ObjectId::new(crate::flux::KUSTOMIZE_GROUP, "Kustomization", ns, name);
+        let written = match self.applier.get(&id).await {
+            Ok(None) => return,
+            Ok(Some(live)) => {
+                let now = i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX);
+                let status = status::kustomization_status(&live, result, now);
+                self.applier.update_status(&id, &status).await.map(drop)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            result.ready = false;
+            if result.reason == reason::SUCCEEDED {
+                result.reason = reason::FAILED.to_string();
+            }
+            result.message = format!("{}; writing the status failed: {e}", result.message);
+        }
     }
 
     fn finish(&self, outcome: Outcome) -> KustomizationResult {

@@ -171,4 +171,12 @@ impl Applier for FailWritesOf<'_> {
     async fn write_inventory(&self, owner: &str, inventory: &Inventory) -> Result<(), ApplyError> {
         self.inner.write_inventory(owner, inventory).await
     }
+
+    async fn update_status(
+        &self,
+        id: &ObjectId,
+        status: &serde_json::Value,
+    ) -> Result<Object, ApplyError> {
+        self.inner.update_status(id, status).await
+    }
 }

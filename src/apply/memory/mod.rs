@@ -84,6 +84,7 @@ mod validate;
 mod write;
 
 use apply::metadata_mut;
+pub(crate) use status::rfc3339;
 use store::Store;
 
 /// 2024-01-01T00:00:00Z, the clock's starting point.
