@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! cargo run --example verify -- --repo <url|dir> --ref <ref> \
-//!     (--allowed-signers <file> | --openpgp-keys <dir>) [--mode head|tag|tag-and-head]
+//!     (--allowed-signers <file> | --openpgp-keys <dir>) \
+//!     [--mode head|tag|tag-and-head|all-commits-since-last-applied [--last-applied <sha>]] \
+//!     [--timeout 60s]
 //! ```
 //!
 //! `--ref` is a branch name, or `tag:<name>`, `semver:<range>`, `commit:<sha>`,
@@ -12,6 +14,12 @@
 //! fetched and its signature is refused. Exit code 2 on an error: bad
 //! flags, keys that cannot be read, a repository that cannot be fetched.
 //! `--ref` defaults to `main`, as the other examples' `--branch`.
+//!
+//! The signature is checked before the revision's files are read.
+//! `--mode all-commits-since-last-applied` checks the head and every commit
+//! since `--last-applied` (`git rev-list <sha>..<head>`); without
+//! `--last-applied`, the head alone. `--timeout` bounds the whole fetch
+//! (default `60s`, Flux's `GitRepository.spec.timeout`).
 
 #[macro_use]
 mod cli;
@@ -20,8 +28,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftless::source::{GitRef, GitSource, Source};
-use driftless::verify::{OpenPgpVerifier, SshVerifier, Verified, Verifier, VerifyMode};
+use driftless::source::{FetchError, FetchRequest, GitRef, GitSource, Source};
+use driftless::verify::{OpenPgpVerifier, SshVerifier, Verifier, VerifyMode};
 
 #[derive(Parser)]
 #[command(about = "Fetch a Git revision and verify its signature")]
@@ -42,9 +50,16 @@ struct Args {
     /// A folder of armored OpenPGP public keys.
     #[arg(long)]
     openpgp_keys: Option<PathBuf>,
-    /// What to verify: head, tag or tag-and-head.
+    /// What to verify: head, tag, tag-and-head or
+    /// all-commits-since-last-applied.
     #[arg(long, default_value = "head")]
     mode: String,
+    /// The commit applied last, for `--mode all-commits-since-last-applied`.
+    #[arg(long)]
+    last_applied: Option<String>,
+    /// The fetch's overall deadline, e.g. `60s`.
+    #[arg(long, default_value = "60s")]
+    timeout: String,
     /// Cache folder for the fetched repository.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -95,12 +110,22 @@ fn run(args: Args) -> Result<String, Failure> {
         "head" | "HEAD" => VerifyMode::Head,
         "tag" | "Tag" => VerifyMode::Tag,
         "tag-and-head" | "TagAndHEAD" => VerifyMode::TagAndHead,
+        "all-commits-since-last-applied" | "AllCommitsSinceLastApplied" => {
+            VerifyMode::AllCommitsSinceLastApplied
+        }
         other => {
             return Err(Failure::Error(format!(
-                "unknown --mode {other:?}: use head, tag or tag-and-head"
+                "unknown --mode {other:?}: use head, tag, tag-and-head or all-commits-since-last-applied"
             )))
         }
     };
+    if args.last_applied.is_some() && !mode.needs_history() {
+        return Err(Failure::Error(
+            "--last-applied needs --mode all-commits-since-last-applied".into(),
+        ));
+    }
+    let timeout = driftless::flux::parse_duration(&args.timeout)
+        .map_err(|e| Failure::Error(format!("--timeout: {e}")))?;
     let verifier: Box<dyn Verifier> = match (&args.allowed_signers, &args.openpgp_keys) {
         (Some(f), _) => Box::new(SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?),
         (None, Some(d)) => Box::new(
@@ -126,11 +151,15 @@ fn run(args: Args) -> Result<String, Failure> {
     if let (Some(k), Some(h)) = (args.ssh_key, args.known_hosts) {
         src = src.with_ssh_key(k, h);
     }
-    let reference = parse_ref(&args.reference)?;
-    let snapshot = futures::executor::block_on(src.fetch(&reference)).map_err(|e| e.to_string())?;
-    let revision = snapshot.revision.to_string();
-    let verified = Verified::check(snapshot, verifier.as_ref())
-        .map_err(|e| Failure::Refused(format!("refusing {revision}: {e}")))?;
+    let request = FetchRequest::new(parse_ref(&args.reference)?)
+        .with_last_applied(args.last_applied)
+        .with_timeout(Some(timeout));
+    // the signature is checked before the tree is read
+    let verified = futures::executor::block_on(src.fetch_verified(&request, verifier.as_ref()))
+        .map_err(|e| match e {
+            FetchError::Verify(refused) => Failure::Refused(refused.to_string()),
+            other => Failure::Error(other.to_string()),
+        })?;
     let v = verified.verdict();
     Ok(format!(
         "verified {} signed by {} ({})",

@@ -18,8 +18,8 @@ use crate::object::{Object, ObjectId, Revision};
 use crate::plan::{self, Action, Plan, PlanError, PlanOptions};
 use crate::render::{RenderError, Renderer};
 use crate::schema::{crd_group_kind, Schema};
-use crate::source::{GitRef, Source, SourceError};
-use crate::verify::{Verdict, Verified, Verifier, VerifyError};
+use crate::source::{FetchError, FetchRequest, GitRef, Source, SourceError};
+use crate::verify::{Verdict, Verifier, VerifyError};
 
 /// One line of a change set: an object and what happened to it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,6 +97,12 @@ pub struct ReconcileOptions {
     pub path: String,
     /// Which revision to fetch.
     pub reference: GitRef,
+    /// The commit (or revision) applied last, for a verifier in mode
+    /// [`VerifyMode::AllCommitsSinceLastApplied`](crate::verify::VerifyMode::AllCommitsSinceLastApplied).
+    pub last_applied: Option<String>,
+    /// The fetch's overall deadline (Flux's `GitRepository.spec.timeout`);
+    /// `None` for the source's default.
+    pub fetch_timeout: Option<std::time::Duration>,
     /// The key the inventory is recorded under (Flux: `<ns>/<name>` of the
     /// Kustomization).
     pub owner: String,
@@ -117,6 +123,8 @@ impl Default for ReconcileOptions {
         ReconcileOptions {
             path: ".".to_string(),
             reference: GitRef::default(),
+            last_applied: None,
+            fetch_timeout: None,
             owner: "flux-system/flux-system".to_string(),
             plan: PlanOptions::default(),
             dry_run: false,
@@ -312,13 +320,19 @@ impl Reconciler<'_> {
         &self,
         options: &ReconcileOptions,
     ) -> Result<ReconcileReport, ReconcileError> {
-        let snapshot = {
-            let _s = debug_span!("fetch").entered();
-            self.source.fetch(&options.reference).await?
-        };
+        // the signature is checked before the source reads the tree
         let verified = {
-            let _s = debug_span!("verify", revision = %snapshot.revision).entered();
-            Verified::check(snapshot, self.verifier)?
+            let _s = debug_span!("fetch").entered();
+            let request = FetchRequest::new(options.reference.clone())
+                .with_last_applied(options.last_applied.clone())
+                .with_timeout(options.fetch_timeout);
+            self.source
+                .fetch_verified(&request, self.verifier)
+                .await
+                .map_err(|e| match e {
+                    FetchError::Source(e) => ReconcileError::Source(e),
+                    FetchError::Verify(r) => ReconcileError::Verify(r.error),
+                })?
         };
         let rendered = {
             let _s = debug_span!("render", path = %options.path).entered();

@@ -28,7 +28,7 @@ use crate::pipeline::{
 use crate::plan::{Action, Inventory, PlanOptions};
 use crate::render::Renderer;
 use crate::schema::Schema;
-use crate::source::{GitRef, Snapshot, Source};
+use crate::source::{FetchRequest, GitRef, Snapshot, Source};
 use crate::verify::{danger::NoVerification, Verified, Verifier};
 
 mod clock;
@@ -966,31 +966,46 @@ impl FleetContext<'_> {
             .as_ref()
             .and_then(|r| r.spec.reference.clone())
             .unwrap_or_else(|| binding.reference.clone());
-        let snapshot = binding
+        let timeout = match repo.as_ref().and_then(|r| r.spec.timeout.as_deref()) {
+            Some(t) => Some(
+                crate::flux::parse_duration(t)
+                    .map_err(|e| format!("{}: spec.timeout: {e}", id.subject()))?,
+            ),
+            None => None,
+        };
+        let request = FetchRequest::new(reference).with_timeout(timeout);
+        // the verifier is chosen before the fetch: the source checks the
+        // signature before it reads the tree
+        let from_secret: Box<dyn Verifier>;
+        let verifier: &dyn Verifier = match (binding.verifier, repo.as_ref()) {
+            (Some(v), _) => v,
+            (None, Some(r)) if r.spec.verify.is_some() => {
+                from_secret = self.verifier_from_secret(id, r).await?;
+                from_secret.as_ref()
+            }
+            (None, _) => &NoVerification,
+        };
+        binding
             .source
-            .fetch(&reference)
+            .fetch_verified(&request, verifier)
             .await
-            .map_err(|e| e.to_string())?;
-        if let Some(v) = binding.verifier {
-            return Verified::check(snapshot, v).map_err(|e| e.to_string());
-        }
-        match repo.as_ref().filter(|r| r.spec.verify.is_some()) {
-            Some(r) => self.verify_with_secret(id, r, snapshot).await,
-            None => Verified::check(snapshot, &NoVerification).map_err(|e| e.to_string()),
-        }
+            .map_err(|e| match e {
+                // the refusal alone, as the verifier words it
+                crate::source::FetchError::Verify(r) => r.error.to_string(),
+                other => other.to_string(),
+            })
     }
 
-    /// Verifies `snapshot` as `repo.spec.verify` asks, with the keys of the
+    /// The verifier `repo.spec.verify` asks for, with the keys of the
     /// Secret it names, read from the cluster. Keys never come from what a
     /// revision renders: a Secret that is not live fails closed.
-    async fn verify_with_secret(
+    async fn verifier_from_secret(
         &self,
         id: &ObjectId,
         repo: &GitRepository,
-        snapshot: Snapshot,
-    ) -> Result<Verified<Snapshot>, String> {
+    ) -> Result<Box<dyn Verifier>, String> {
         let Some(verify) = &repo.spec.verify else {
-            return Verified::check(snapshot, &NoVerification).map_err(|e| e.to_string());
+            return Ok(Box::new(NoVerification));
         };
         let factory = self.verifiers.ok_or_else(|| {
             format!(
@@ -1017,8 +1032,7 @@ impl FleetContext<'_> {
                 )
             })?;
         let now = i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX);
-        let verifier = factory.verifier(repo, &secret, now)?;
-        Verified::check(snapshot, verifier.as_ref()).map_err(|e| e.to_string())
+        factory.verifier(repo, &secret, now)
     }
 
     /// A revision that renders its own GitRepository with `spec.verify`
@@ -1182,6 +1196,8 @@ impl FleetContext<'_> {
             let ropts = ReconcileOptions {
                 path: k.spec.path.clone().unwrap_or_default(),
                 reference: GitRef::default(),
+                last_applied: None,
+                fetch_timeout: None,
                 owner: key.clone(),
                 plan: PlanOptions {
                     prune: true,
@@ -1414,6 +1430,8 @@ impl FleetContext<'_> {
         let ropts = ReconcileOptions {
             path: path.clone(),
             reference: GitRef::default(),
+            last_applied: None,
+            fetch_timeout: None,
             owner: key.clone(),
             plan: PlanOptions {
                 prune: k.spec.prune && options.allow_prune,

@@ -142,6 +142,7 @@ impl Source for DirSource {
             commit: None,
             tag: None,
             tree,
+            history: None,
         })
     }
 }

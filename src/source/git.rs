@@ -35,8 +35,12 @@ type GitConnection<'remote, 'repo> = gix::remote::Connection<
 >;
 
 use super::ignore::IgnoreRules;
-use super::{CommitInfo, GitRef, Snapshot, Source, SourceError, TagInfo, Tree};
+use super::{
+    CommitInfo, FetchError, FetchRequest, GitRef, History, Snapshot, Source, SourceError, TagInfo,
+    Tree,
+};
 use crate::object::Revision;
+use crate::verify::{danger::NoVerification, Verified, Verifier};
 
 /// Flux's default branch when a reference names nothing.
 pub const DEFAULT_BRANCH: &str = "master";
@@ -64,12 +68,56 @@ pub struct GitSource {
     cache_dir: Option<PathBuf>,
     depth: Option<u32>,
     ignore: Option<String>,
+    limits: GitLimits,
     last: Mutex<Option<Arc<Cached>>>,
+}
+
+/// Bounds on what one fetch may read, checked from object headers before
+/// any object is read, so a repository (or a server) cannot make a fetch
+/// allocate more than these. The defaults are in `docs/security.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GitLimits {
+    /// Largest file (blob) read into a tree, in bytes (default 64 MiB, as
+    /// `DirSource`).
+    pub max_file_bytes: u64,
+    /// Most bytes one tree may hold: its files (a blob referenced twice
+    /// counts twice), its tree objects and its paths (default 256 MiB).
+    pub max_tree_bytes: u64,
+    /// Most entries (files, links, folders) in one tree (default 1 000 000).
+    pub max_entries: u64,
+    /// Deepest folder nesting (default 4096, git's `core.maxTreeDepth`).
+    pub max_depth: usize,
+    /// Most commits checked since the revision applied last (default
+    /// 10 000; see `VerifyMode::AllCommitsSinceLastApplied`).
+    pub max_history: usize,
+    /// Most bytes of ref advertisement and of any one server response
+    /// over http(s) (default 64 MiB, packs excluded: see `max_pack_bytes`).
+    pub max_response_bytes: u64,
+    /// Most bytes of one pack received over http(s) (default 1 GiB).
+    pub max_pack_bytes: u64,
+    /// The overall deadline of one fetch when the request sets none
+    /// (default 60 s, Flux's `GitRepository.spec.timeout`).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for GitLimits {
+    fn default() -> Self {
+        GitLimits {
+            max_file_bytes: 64 * 1024 * 1024,
+            max_tree_bytes: 256 * 1024 * 1024,
+            max_entries: 1_000_000,
+            max_depth: 4096,
+            max_history: 10_000,
+            max_response_bytes: 64 * 1024 * 1024,
+            max_pack_bytes: 1024 * 1024 * 1024,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 struct Cached {
     tip: String,
-    snapshot: Snapshot,
+    tree: Tree,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +215,7 @@ impl GitSource {
             cache_dir: None,
             depth: Some(1),
             ignore: None,
+            limits: GitLimits::default(),
             last: Mutex::new(None),
         })
     }
@@ -229,6 +278,17 @@ impl GitSource {
     pub fn with_ignore(mut self, patterns: &str) -> Self {
         self.ignore = Some(patterns.to_string());
         self
+    }
+
+    /// Replaces the read limits (see [`GitLimits`]).
+    pub fn with_limits(mut self, limits: GitLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The read limits in force.
+    pub fn limits(&self) -> GitLimits {
+        self.limits
     }
 
     fn secrets(&self) -> Vec<&str> {
@@ -326,10 +386,29 @@ impl GitSource {
         Ok(cmd)
     }
 
-    /// Fetches `reference` and reads its tree, synchronously.
+    /// Fetches `reference` and reads its tree, synchronously, without
+    /// checking signatures (the read limits apply; see [`GitLimits`]).
     pub fn fetch_blocking(&self, reference: &GitRef) -> Result<Snapshot, SourceError> {
+        let request = FetchRequest::new(reference.clone());
+        match self.fetch_verified_blocking(&request, &NoVerification) {
+            Ok(v) => Ok(v.into_inner()),
+            Err(FetchError::Source(e)) => Err(e),
+            // NoVerification refuses nothing
+            Err(e @ FetchError::Verify(_)) => Err(SourceError::Invalid(e.to_string())),
+        }
+    }
+
+    /// Fetches `request.reference`, has `verifier` check the commit (and
+    /// the annotated tag, and the commits since `request.last_applied` when
+    /// the verifier [needs them](Verifier::needs_history)), and only then
+    /// reads the tree, within the [`GitLimits`]. Synchronous.
+    pub fn fetch_verified_blocking(
+        &self,
+        request: &FetchRequest,
+        verifier: &dyn Verifier,
+    ) -> Result<Verified<Snapshot>, FetchError> {
         let (path, temporary) = self.repo_path();
-        let result = self.fetch_in(&path, reference);
+        let result = self.fetch_in(&path, request, verifier);
         if temporary {
             let _ = std::fs::remove_dir_all(&path);
         }
@@ -680,8 +759,11 @@ impl GitSource {
             }
             None => None,
         };
+        // a fetch of the whole history (`depth` None) into a shallow cache
+        // must deepen it, even when the tip is there
+        let unshallow = depth.is_none() && self.is_shallow(repo)?;
         if let Some(t) = tip {
-            if repo.has_object(t) {
+            if repo.has_object(t) && !unshallow {
                 tracing::debug!(tip = %t, "git: target already cached, no pack transferred");
                 return Ok(Some(t));
             }
@@ -699,12 +781,22 @@ impl GitSource {
         let mut prepare = prepare;
         if let Some(d) = depth.and_then(std::num::NonZeroU32::new) {
             prepare = prepare.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(d));
+        } else if unshallow {
+            prepare = prepare.with_shallow(gix::remote::fetch::Shallow::undo());
         }
         let interrupt = AtomicBool::new(false);
         prepare
             .receive(gix::progress::Discard, &interrupt)
             .map_err(|e| self.transport_err("fetching from", e))?;
         Ok(tip)
+    }
+
+    /// True when the cache repository holds a shallow history.
+    fn is_shallow(&self, repo: &gix::Repository) -> Result<bool, SourceError> {
+        repo.is_shallow().map_err(|e| SourceError::Io {
+            path: repo.path().display().to_string(),
+            message: format!("reading the shallow file: {e}"),
+        })
     }
 
     /// Lists the remote's tags.
@@ -749,12 +841,23 @@ impl GitSource {
         }
     }
 
-    fn fetch_in(&self, path: &Path, reference: &GitRef) -> Result<Snapshot, SourceError> {
+    fn fetch_in(
+        &self,
+        path: &Path,
+        request: &FetchRequest,
+        verifier: &dyn Verifier,
+    ) -> Result<Verified<Snapshot>, FetchError> {
+        let reference = &request.reference;
+        let want_history = verifier.needs_history();
+        // the commits since the last applied one need the history: no
+        // shallow fetch then
+        let depth = if want_history { None } else { self.depth };
         if self.url.starts_with("http://") && !matches!(self.auth, Auth::None) {
             return Err(SourceError::Invalid(format!(
                 "refusing to send credentials in clear text to {}: use https",
                 self.url
-            )));
+            ))
+            .into());
         }
         let plan = Plan::from_ref(reference)?;
         let version = self.lookup_version(&plan);
@@ -770,8 +873,7 @@ impl GitSource {
                     SourceError::Invalid(format!("commit {id:?} is not a 40-digit hex SHA-1"))
                 })?;
                 if !repo.has_object(oid) {
-                    let direct =
-                        self.fetch_specs(&cache, std::slice::from_ref(&id), None, self.depth);
+                    let direct = self.fetch_specs(&cache, std::slice::from_ref(&id), None, depth);
                     if direct.is_err() || !repo.has_object(oid) {
                         // The server refused a fetch by id: fetch the branch's history.
                         let full =
@@ -780,12 +882,14 @@ impl GitSource {
                         let tip = self.fetch_specs(&cache, &[spec], Some(&full), None)?;
                         if tip.is_none() {
                             direct?;
-                            return Err(SourceError::RefNotFound(full));
+                            return Err(SourceError::RefNotFound(full).into());
                         }
                     }
                     if !repo.has_object(oid) {
-                        return Err(SourceError::RefNotFound(format!("commit {id}")));
+                        return Err(SourceError::RefNotFound(format!("commit {id}")).into());
                     }
+                } else if want_history && self.is_shallow(&repo)? {
+                    self.fetch_specs(&cache, std::slice::from_ref(&id), None, None)?;
                 }
                 Target {
                     name: branch.map(|b| format!("refs/heads/{b}")),
@@ -796,7 +900,7 @@ impl GitSource {
             Plan::Ref { full, absolute } => {
                 let spec = format!("+{full}:{}", local_name(&full));
                 let tip = self
-                    .fetch_specs(&cache, &[spec], Some(&full), self.depth)?
+                    .fetch_specs(&cache, &[spec], Some(&full), depth)?
                     .ok_or_else(|| SourceError::RefNotFound(full.clone()))?;
                 Target {
                     name: Some(full),
@@ -810,7 +914,7 @@ impl GitSource {
                 let full = format!("refs/tags/{tag}");
                 let spec = format!("+{full}:{}", local_name(&full));
                 let tip = self
-                    .fetch_specs(&cache, &[spec], Some(&full), self.depth)?
+                    .fetch_specs(&cache, &[spec], Some(&full), depth)?
                     .ok_or_else(|| SourceError::RefNotFound(full.clone()))?;
                 Target {
                     name: Some(full),
@@ -821,32 +925,55 @@ impl GitSource {
         };
 
         let tip_hex = target.tip.to_string();
+        let (mut head, tree_id) = self.read_head(&repo, &target)?;
+        if want_history {
+            let commit = head
+                .commit
+                .as_ref()
+                .map(|c| c.id.clone())
+                .unwrap_or_default();
+            head.history = Some(self.history(&repo, &commit, request.last_applied.as_deref())?);
+        }
+        // the signature is checked before a single blob is read
+        let revision = head.revision.clone();
+        let verified =
+            Verified::check(head, verifier).map_err(|e| FetchError::refused(&revision, e))?;
         let cached = self.last.lock().ok().and_then(|g| g.clone());
-        if let Some(c) = cached {
-            if c.tip == tip_hex {
-                let mut snap = c.snapshot.clone();
-                if let Some(commit) = &snap.commit {
-                    snap.revision = target.revision(&commit.id);
-                }
-                tracing::debug!(revision = %snap.revision, "git: unchanged, reusing snapshot");
-                return Ok(snap);
+        let tree = match cached {
+            Some(c) if c.tip == tip_hex => {
+                tracing::debug!(revision = %verified.revision, "git: unchanged, reusing the tree");
+                c.tree.clone()
             }
-        }
-        let snapshot = self.read_snapshot(&repo, &target)?;
-        if let Ok(mut guard) = self.last.lock() {
-            *guard = Some(Arc::new(Cached {
-                tip: tip_hex,
-                snapshot: snapshot.clone(),
-            }));
-        }
-        Ok(snapshot)
+            _ => {
+                let mut tree = self.read_tree(&repo, tree_id)?;
+                let rules = IgnoreRules::from_tree(&tree);
+                let rules = match &self.ignore {
+                    Some(extra) => rules.with_extra(extra),
+                    None => rules,
+                };
+                rules.apply(&mut tree);
+                if let Ok(mut guard) = self.last.lock() {
+                    *guard = Some(Arc::new(Cached {
+                        tip: tip_hex,
+                        tree: tree.clone(),
+                    }));
+                }
+                tree
+            }
+        };
+        Ok(verified.with_tree(tree))
     }
 
-    fn read_snapshot(
+    /// Reads what a signature check needs: the tag chain from the target
+    /// and the commit, as a snapshot with an empty tree, and the commit's
+    /// tree id. A tag ref whose annotated tag object names another tag is
+    /// refused (a new ref pointed at an old signed tag would otherwise pass
+    /// for the version in its name).
+    fn read_head(
         &self,
         repo: &gix::Repository,
         target: &Target,
-    ) -> Result<Snapshot, SourceError> {
+    ) -> Result<(Snapshot, gix::ObjectId), SourceError> {
         let obj_err = |id: &gix::ObjectId, e: &dyn std::fmt::Display| SourceError::Io {
             path: self.url.clone(),
             message: format!("object {id}: {e}"),
@@ -855,15 +982,27 @@ impl GitSource {
         let mut tag: Option<TagInfo> = None;
         let mut hops = 0;
         let commit_id = loop {
-            let obj = repo.find_object(id).map_err(|e| obj_err(&id, &e))?;
-            match obj.kind {
+            let kind = self.small_object_kind(repo, id)?;
+            match kind {
                 gix::object::Kind::Commit => break id,
                 gix::object::Kind::Tag => {
-                    let info = parse_tag(&obj.data, &id.to_string(), target.name.as_deref())
-                        .map_err(|e| obj_err(&id, &e))?;
-                    let next = info.1;
+                    let obj = repo.find_object(id).map_err(|e| obj_err(&id, &e))?;
+                    let (info, next) =
+                        parse_tag(&obj.data, &id.to_string()).map_err(|e| obj_err(&id, &e))?;
                     if tag.is_none() {
-                        tag = Some(info.0);
+                        if let Some(short) = target
+                            .name
+                            .as_deref()
+                            .and_then(|n| n.strip_prefix("refs/tags/"))
+                        {
+                            if info.name != short {
+                                return Err(SourceError::Invalid(format!(
+                                    "ref refs/tags/{short} of {} points to annotated tag {id}, whose tag header names {:?}: refusing a tag ref moved onto another tag's object",
+                                    self.url, info.name
+                                )));
+                            }
+                        }
+                        tag = Some(info);
                     }
                     id = next;
                 }
@@ -881,65 +1020,230 @@ impl GitSource {
             .map_err(|e| obj_err(&commit_id, &e))?;
         let (commit, tree_id) = parse_commit(&commit_obj.data, &commit_id.to_string())
             .map_err(|e| obj_err(&commit_id, &e))?;
-        let mut tree = Tree::new();
-        self.read_tree(repo, tree_id, "", &mut tree)?;
-        let rules = IgnoreRules::from_tree(&tree);
-        let rules = match &self.ignore {
-            Some(extra) => rules.with_extra(extra),
-            None => rules,
-        };
-        rules.apply(&mut tree);
-        Ok(Snapshot {
-            revision: target.revision(&commit.id),
-            commit: Some(commit),
-            tag,
-            tree,
-        })
+        Ok((
+            Snapshot {
+                revision: target.revision(&commit.id),
+                commit: Some(commit),
+                tag,
+                tree: Tree::new(),
+                history: None,
+            },
+            tree_id,
+        ))
     }
 
-    fn read_tree(
+    /// The kind of a commit or tag object, refusing one larger than a file
+    /// may be before it is read.
+    fn small_object_kind(
         &self,
         repo: &gix::Repository,
         id: gix::ObjectId,
-        prefix: &str,
-        out: &mut Tree,
-    ) -> Result<(), SourceError> {
-        let err = |path: &str, e: &dyn std::fmt::Display| SourceError::Io {
-            path: if path.is_empty() {
+    ) -> Result<gix::object::Kind, SourceError> {
+        let header = repo.find_header(id).map_err(|e| SourceError::Io {
+            path: self.url.clone(),
+            message: format!("object {id}: {e}"),
+        })?;
+        if header.size() > self.limits.max_file_bytes {
+            return Err(SourceError::Io {
+                path: self.url.clone(),
+                message: format!(
+                    "{} {id} is {} bytes, more than the limit of {} bytes",
+                    header.kind(),
+                    header.size(),
+                    self.limits.max_file_bytes
+                ),
+            });
+        }
+        Ok(header.kind())
+    }
+
+    /// The commits reachable from `head` and not from `since` (`git
+    /// rev-list since..head`), head first; the head alone when nothing
+    /// was applied yet.
+    fn history(
+        &self,
+        repo: &gix::Repository,
+        head: &str,
+        since: Option<&str>,
+    ) -> Result<History, SourceError> {
+        let bad = |m: String| SourceError::Io {
+            path: self.url.clone(),
+            message: m,
+        };
+        let head_id = gix::ObjectId::from_hex(head.as_bytes())
+            .map_err(|e| bad(format!("commit {head:?}: {e}")))?;
+        let read = |id: gix::ObjectId| -> Result<CommitInfo, SourceError> {
+            if self.small_object_kind(repo, id)? != gix::object::Kind::Commit {
+                return Err(bad(format!("object {id} is not a commit")));
+            }
+            let obj = repo
+                .find_object(id)
+                .map_err(|e| bad(format!("commit {id}: {e}")))?;
+            parse_commit(&obj.data, &id.to_string())
+                .map(|(c, _)| c)
+                .map_err(|e| bad(format!("commit {id}: {e}")))
+        };
+        let Some(since) = since else {
+            return Ok(History {
+                since: None,
+                commits: vec![read(head_id)?],
+            });
+        };
+        let hex = match since.parse::<Revision>() {
+            Ok(r) => r.hash,
+            Err(_) => since.to_ascii_lowercase(),
+        };
+        let since_id = gix::ObjectId::from_hex(hex.as_bytes()).map_err(|_| {
+            SourceError::Invalid(format!(
+                "last applied revision {since:?} is not a commit id or a revision"
+            ))
+        })?;
+        if !repo.has_object(since_id) {
+            return Err(SourceError::RefNotFound(format!(
+                "the last applied commit {hex} is not in the history fetched from {}, so the commits since cannot be listed (was the branch rewritten?)",
+                self.url
+            )));
+        }
+        let walk = repo
+            .rev_walk([head_id])
+            .with_hidden([since_id])
+            .all()
+            .map_err(|e| bad(format!("walking the history from {head}: {e}")))?;
+        let mut commits = Vec::new();
+        for info in walk {
+            let info = info.map_err(|e| bad(format!("walking the history from {head}: {e}")))?;
+            if commits.len() >= self.limits.max_history {
+                return Err(bad(format!(
+                    "more than {} commits between the last applied commit {hex} and {head}",
+                    self.limits.max_history
+                )));
+            }
+            commits.push(read(info.id)?);
+        }
+        Ok(History {
+            since: Some(hex),
+            commits,
+        })
+    }
+
+    /// Reads the tree `root` into a [`Tree`], iteratively (no recursion,
+    /// each tree object read once, each path built once from its parent's),
+    /// checking every object's size from its header before reading it.
+    fn read_tree(&self, repo: &gix::Repository, root: gix::ObjectId) -> Result<Tree, SourceError> {
+        let limits = &self.limits;
+        let mut out = Tree::new();
+        let mut budget = Budget {
+            limits,
+            bytes: 0,
+            entries: 0,
+        };
+        let shown = |path: &str| {
+            if path.is_empty() {
                 "/".to_string()
             } else {
                 path.to_string()
-            },
-            message: format!("tree {id}: {e}"),
-        };
-        let tree = repo.find_tree(id).map_err(|e| err(prefix, &e))?;
-        let decoded = tree.decode().map_err(|e| err(prefix, &e))?;
-        for entry in &decoded.entries {
-            let name = entry.filename.to_str().map_err(|_| {
-                err(
-                    prefix,
-                    &format!("file name {:?} is not UTF-8", entry.filename),
-                )
-            })?;
-            let path = if prefix.is_empty() {
-                name.to_string()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let oid = entry.oid.to_owned();
-            let mode = entry.mode;
-            if mode.is_tree() {
-                self.read_tree(repo, oid, &path, out)?;
-            } else if mode.is_link() {
-                let blob = repo.find_object(oid).map_err(|e| err(&path, &e))?;
-                let target = std::str::from_utf8(&blob.data)
-                    .map_err(|_| err(&path, &"symlink target is not UTF-8"))?;
-                out.insert_symlink(&path, target)?;
-            } else if mode.is_blob() {
-                let blob = repo.find_object(oid).map_err(|e| err(&path, &e))?;
-                out.insert_file(&path, blob.data.clone())?;
             }
-            // submodules (commit entries) are skipped, as Flux does by default
+        };
+        let mut stack: Vec<(gix::ObjectId, String, usize)> = vec![(root, String::new(), 0)];
+        while let Some((id, prefix, depth)) = stack.pop() {
+            let err = |path: &str, e: &dyn std::fmt::Display| SourceError::Io {
+                path: shown(path),
+                message: format!("tree {id}: {e}"),
+            };
+            let header = repo.find_header(id).map_err(|e| err(&prefix, &e))?;
+            budget.take(&prefix, header.size(), false)?;
+            let tree = repo.find_tree(id).map_err(|e| err(&prefix, &e))?;
+            let decoded = tree.decode().map_err(|e| err(&prefix, &e))?;
+            for entry in &decoded.entries {
+                let name = entry.filename.to_str().map_err(|_| {
+                    err(
+                        &prefix,
+                        &format!("file name {:?} is not UTF-8", entry.filename),
+                    )
+                })?;
+                let mut path = String::with_capacity(prefix.len() + 1 + name.len());
+                path.push_str(&prefix);
+                if !prefix.is_empty() {
+                    path.push('/');
+                }
+                path.push_str(name);
+                let oid = entry.oid.to_owned();
+                let mode = entry.mode;
+                if mode.is_commit() {
+                    // submodules are skipped, as Flux does by default
+                    continue;
+                }
+                budget.entry(&path)?;
+                if mode.is_tree() {
+                    if depth + 1 > limits.max_depth {
+                        return Err(SourceError::Io {
+                            path,
+                            message: format!(
+                                "folders nest deeper than {} levels (git's core.maxTreeDepth)",
+                                limits.max_depth
+                            ),
+                        });
+                    }
+                    stack.push((oid, path, depth + 1));
+                    continue;
+                }
+                let header = repo.find_header(oid).map_err(|e| err(&path, &e))?;
+                budget.take(&path, header.size(), true)?;
+                let blob = repo.find_object(oid).map_err(|e| err(&path, &e))?;
+                if mode.is_link() {
+                    let target = std::str::from_utf8(&blob.data)
+                        .map_err(|_| err(&path, &"symlink target is not UTF-8"))?;
+                    out.insert_symlink(&path, target)?;
+                } else {
+                    out.insert_file(&path, blob.data.as_slice())?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What a tree read has used of the [`GitLimits`].
+struct Budget<'a> {
+    limits: &'a GitLimits,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Budget<'_> {
+    /// Counts an entry and its path.
+    fn entry(&mut self, path: &str) -> Result<(), SourceError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(SourceError::Io {
+                path: path.to_string(),
+                message: format!("the tree has more than {} entries", self.limits.max_entries),
+            });
+        }
+        self.take(path, path.len() as u64, false)
+    }
+
+    /// Counts `size` bytes for `path`; a file must also fit `max_file_bytes`.
+    fn take(&mut self, path: &str, size: u64, file: bool) -> Result<(), SourceError> {
+        let shown = if path.is_empty() { "/" } else { path };
+        if file && size > self.limits.max_file_bytes {
+            return Err(SourceError::Io {
+                path: shown.to_string(),
+                message: format!(
+                    "file is {size} bytes, more than the limit of {} bytes",
+                    self.limits.max_file_bytes
+                ),
+            });
+        }
+        self.bytes = self.bytes.saturating_add(size);
+        if self.bytes > self.limits.max_tree_bytes {
+            return Err(SourceError::Io {
+                path: shown.to_string(),
+                message: format!(
+                    "the tree holds more than {} bytes (files, folders and paths) when this entry is read",
+                    self.limits.max_tree_bytes
+                ),
+            });
         }
         Ok(())
     }
@@ -1071,6 +1375,12 @@ fn ident_time(ident: &str) -> Option<i64> {
     after.split_whitespace().next()?.parse().ok()
 }
 
+/// A commit object's [`CommitInfo`], for checks outside a fetch (the image
+/// automation verifies the head it builds on).
+pub(crate) fn commit_info(raw: &[u8], id: &str) -> Result<CommitInfo, String> {
+    parse_commit(raw, id).map(|(c, _)| c)
+}
+
 fn parse_commit(raw: &[u8], id: &str) -> Result<(CommitInfo, gix::ObjectId), String> {
     let tree_hex = header_value(raw, "tree").ok_or("commit has no tree header")?;
     let tree =
@@ -1099,18 +1409,13 @@ fn parse_commit(raw: &[u8], id: &str) -> Result<(CommitInfo, gix::ObjectId), Str
     ))
 }
 
-fn parse_tag(
-    raw: &[u8],
-    id: &str,
-    ref_name: Option<&str>,
-) -> Result<(TagInfo, gix::ObjectId), String> {
+fn parse_tag(raw: &[u8], id: &str) -> Result<(TagInfo, gix::ObjectId), String> {
     let object = header_value(raw, "object").ok_or("tag has no object header")?;
     let object =
         gix::ObjectId::from_hex(object.as_bytes()).map_err(|e| format!("object header: {e}"))?;
     let name = header_value(raw, "tag")
-        .map(str::to_string)
-        .or_else(|| ref_name.map(|r| r.trim_start_matches("refs/tags/").to_string()))
-        .unwrap_or_default();
+        .ok_or("tag has no tag header")?
+        .to_string();
     let tagger_time = header_value(raw, "tagger")
         .and_then(ident_time)
         .unwrap_or(0);
@@ -1133,6 +1438,17 @@ impl Source for GitSource {
     /// runs on the calling task (it is blocking I/O).
     async fn fetch(&self, reference: &GitRef) -> Result<Snapshot, SourceError> {
         self.fetch_blocking(reference)
+    }
+
+    /// Checks the signature before reading the tree (see
+    /// [`GitSource::fetch_verified_blocking`]); blocking I/O on the calling
+    /// task.
+    async fn fetch_verified(
+        &self,
+        request: &FetchRequest,
+        verifier: &dyn Verifier,
+    ) -> Result<Verified<Snapshot>, FetchError> {
+        self.fetch_verified_blocking(request, verifier)
     }
 }
 

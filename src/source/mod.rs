@@ -18,7 +18,7 @@ pub mod ignore;
 
 pub use dir::DirSource;
 #[cfg(feature = "git")]
-pub use git::GitSource;
+pub use git::{GitLimits, GitSource};
 
 /// One entry of a [`Tree`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,6 +321,94 @@ pub struct Snapshot {
     pub tag: Option<TagInfo>,
     /// The files.
     pub tree: Tree,
+    /// The commits since the revision applied last, when the fetch was
+    /// asked for them ([`FetchRequest::last_applied`] with a verifier whose
+    /// mode is [`VerifyMode::AllCommitsSinceLastApplied`](crate::verify::VerifyMode::AllCommitsSinceLastApplied)).
+    pub history: Option<History>,
+}
+
+/// The commits a revision adds to the one applied last: what `git rev-list
+/// <last_applied>..<head>` lists, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct History {
+    /// The commit applied last (lowercase hex); `None` when nothing was
+    /// applied yet, and then `commits` holds the head alone.
+    pub since: Option<String>,
+    /// Every commit reachable from the head and not from `since`, the head
+    /// first (an empty list when the head is `since` itself).
+    pub commits: Vec<CommitInfo>,
+}
+
+/// What to fetch, for [`Source::fetch_verified`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Which revision.
+    pub reference: GitRef,
+    /// The commit applied last from this source (lowercase hex, or a
+    /// revision such as `main@sha1:<hex>`). A verifier in mode
+    /// [`VerifyMode::AllCommitsSinceLastApplied`](crate::verify::VerifyMode::AllCommitsSinceLastApplied)
+    /// checks every commit since.
+    pub last_applied: Option<String>,
+    /// An overall deadline for the fetch (Flux's `GitRepository.spec.timeout`,
+    /// 60 s by default there); `None` for the source's own default.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl FetchRequest {
+    /// A request for `reference`, with no last applied revision and the
+    /// source's default timeout.
+    pub fn new(reference: GitRef) -> Self {
+        FetchRequest {
+            reference,
+            last_applied: None,
+            timeout: None,
+        }
+    }
+
+    /// Sets the commit (or revision) applied last.
+    pub fn with_last_applied(mut self, revision: Option<String>) -> Self {
+        self.last_applied = revision;
+        self
+    }
+
+    /// Sets the overall deadline.
+    pub fn with_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Why [`Source::fetch_verified`] failed: the fetch, or the signature check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// Fetching or reading the revision failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The verifier refused the revision; nothing of its tree was read.
+    #[error(transparent)]
+    Verify(Box<Refused>),
+}
+
+/// A revision a verifier refused.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing {revision}: {error}")]
+pub struct Refused {
+    /// The revision that was refused.
+    pub revision: Revision,
+    /// Why.
+    #[source]
+    pub error: crate::verify::VerifyError,
+}
+
+impl FetchError {
+    /// The refusal of `revision` by a verifier.
+    pub fn refused(revision: &Revision, error: crate::verify::VerifyError) -> Self {
+        FetchError::Verify(Box::new(Refused {
+            revision: revision.clone(),
+            error,
+        }))
+    }
 }
 
 /// Which revision of a source to fetch, with Flux's precedence:
@@ -402,8 +490,24 @@ impl SourceError {
 /// Fetches revisions. Implementations do the I/O; the core never does.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync {
-    /// Resolves `reference` and reads its tree.
+    /// Resolves `reference` and reads its tree, without checking signatures.
     async fn fetch(&self, reference: &GitRef) -> Result<Snapshot, SourceError>;
+
+    /// Resolves `request.reference`, has `verifier` check the revision, and
+    /// only then reads its tree, so an unsigned revision costs no more than
+    /// its commit. The default fetches then checks; [`GitSource`] checks the
+    /// commit (and tag, and the commits since `request.last_applied` when
+    /// the verifier asks for them) before it reads a single blob.
+    async fn fetch_verified(
+        &self,
+        request: &FetchRequest,
+        verifier: &dyn crate::verify::Verifier,
+    ) -> Result<crate::verify::Verified<Snapshot>, FetchError> {
+        let snapshot = self.fetch(&request.reference).await?;
+        let revision = snapshot.revision.clone();
+        crate::verify::Verified::check(snapshot, verifier)
+            .map_err(|e| FetchError::refused(&revision, e))
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,23 @@ pub enum VerifyMode {
     /// Both the tag and the commit it points to must be signed.
     #[serde(rename = "TagAndHEAD")]
     TagAndHead,
+    /// The head and every commit since the revision applied last must be
+    /// signed (what `git rev-list <last applied>..<head>` lists), so a
+    /// signed commit cannot vouch for unsigned ones beneath it (an
+    /// image-automation bot committing on top of an attacker's push). Flux
+    /// has no such mode. With nothing applied yet, the head alone is
+    /// checked.
+    #[serde(rename = "AllCommitsSinceLastApplied")]
+    AllCommitsSinceLastApplied,
+}
+
+impl VerifyMode {
+    /// True when the mode checks the commits since the revision applied
+    /// last, which a source must then fetch (see
+    /// [`FetchRequest::last_applied`](crate::source::FetchRequest::last_applied)).
+    pub fn needs_history(self) -> bool {
+        self == VerifyMode::AllCommitsSinceLastApplied
+    }
 }
 
 /// Who signed what, as established by a [`Verifier`].
@@ -137,9 +154,21 @@ impl<F: Fn() -> i64 + Send + Sync> WallClock for F {
 ///
 /// Implementations return a [`Verdict`] on success. Hosts can bring their own
 /// (e.g. gitsign); the shipped ones cover SSH and OpenPGP signatures.
+///
+/// [`Source::fetch_verified`](crate::source::Source::fetch_verified) calls
+/// it before the tree is read: a [`GitSource`](crate::source::GitSource)
+/// hands it the revision, the commit and the tag with an empty tree (a
+/// signature covers the commit, which names its tree by hash).
 pub trait Verifier: Send + Sync {
     /// Checks `snapshot` and says who signed it.
     fn verify(&self, snapshot: &Snapshot) -> Result<Verdict, VerifyError>;
+
+    /// True when the verifier checks the commits since the revision applied
+    /// last ([`VerifyMode::AllCommitsSinceLastApplied`]): the source then
+    /// fills [`Snapshot::history`](crate::source::Snapshot::history).
+    fn needs_history(&self) -> bool {
+        false
+    }
 }
 
 /// A value whose signatures a [`Verifier`] has checked.
@@ -154,6 +183,9 @@ pub struct Verified<T> {
 
 impl Verified<Snapshot> {
     /// Runs `verifier` on `snapshot`, and wraps it on success.
+    ///
+    /// A verifier that [needs the history](Verifier::needs_history) refuses
+    /// a snapshot without one (as [`VerifyError::NothingToVerify`]).
     pub fn check(snapshot: Snapshot, verifier: &dyn Verifier) -> Result<Self, VerifyError> {
         let verdict = verifier.verify(&snapshot)?;
         Ok(Verified {
@@ -253,7 +285,10 @@ pub type CheckFn<'a> = dyn Fn(&SignedObject<'_>) -> Result<(String, String), Ver
 /// `GitRepository.spec.verify.mode` does, and merges the verdicts.
 ///
 /// `Head` checks the commit; `Tag` checks the annotated tag the revision was
-/// resolved through (an error when there is none); `TagAndHead` checks both.
+/// resolved through (an error when there is none); `TagAndHead` checks both;
+/// `AllCommitsSinceLastApplied` checks the head and every commit of
+/// [`Snapshot::history`](crate::source::Snapshot::history) (an error when
+/// the source gave none), and names the first one that fails.
 pub fn verify_with_mode(
     snapshot: &Snapshot,
     mode: VerifyMode,
@@ -292,6 +327,30 @@ pub fn verify_with_mode(
     let (principal, fingerprint) = match mode {
         VerifyMode::Head => commit()?,
         VerifyMode::Tag => tag()?,
+        VerifyMode::AllCommitsSinceLastApplied => {
+            let history = snapshot.history.as_ref().ok_or_else(|| {
+                VerifyError::NothingToVerify(format!(
+                    "mode {mode:?} checks every commit since the revision applied last, but the source gave no history for {}",
+                    snapshot.revision
+                ))
+            })?;
+            let head = commit()?;
+            let head_id = snapshot.commit.as_ref().map(|c| c.id.as_str());
+            for c in history
+                .commits
+                .iter()
+                .filter(|c| Some(c.id.as_str()) != head_id)
+            {
+                check(&SignedObject {
+                    what: "commit",
+                    id: &c.id,
+                    payload: &c.signed_payload,
+                    signature: c.signature.as_deref(),
+                    time: c.committer_time,
+                })?;
+            }
+            head
+        }
         VerifyMode::TagAndHead => {
             let (tp, tf) = tag()?;
             let (cp, cf) = commit()?;

@@ -155,4 +155,8 @@ impl Verifier for SshVerifier {
     fn verify(&self, snapshot: &Snapshot) -> Result<Verdict, VerifyError> {
         verify_with_mode(snapshot, self.mode, &|o| self.check_object(o))
     }
+
+    fn needs_history(&self) -> bool {
+        self.mode.needs_history()
+    }
 }

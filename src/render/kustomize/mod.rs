@@ -1314,6 +1314,7 @@ mod tests {
             commit: None,
             tag: None,
             tree: t,
+            history: None,
         };
         let verified = Verified::check(snap, &NoVerification).unwrap();
         let r: &dyn Renderer = &Kustomize::default();
