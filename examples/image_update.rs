@@ -5,7 +5,8 @@
 //!     --repo file:///srv/git/fleet.git --branch main \
 //!     --push-branch flux-image-updates --path ./apps/base/app1 \
 //!     --policies ./apps/base/app1 --tags tags.yaml \
-//!     --signing-key ~/.ssh/fluxbot_ed25519
+//!     --signing-key ~/.ssh/fluxbot_ed25519 \
+//!     --allowed-signers ./allowed_signers
 //! ```
 //!
 //! `--policies` is a file or a folder holding ImagePolicy and
@@ -13,6 +14,13 @@
 //! list of tags. Prints each change as `file:line old → new`, then the new
 //! commit's id and revision, or `no updates`. The fetch cache lives in the
 //! system's temporary folder, one per remote.
+//!
+//! `--allowed-signers` (SSH) or `--openpgp-keys` (a folder of armored
+//! public keys) are the keys the fleet verifies the branch with: the head
+//! the update would be built on must verify with them, or nothing is
+//! committed (`refusing to commit on top of <commit> ...`), so the bot never
+//! signs on top of a commit the fleet would refuse. A refusal is an error
+//! (exit code 2).
 //!
 //! Exit code 0 when the commit was pushed or every image is up to date, 2
 //! on any error, before anything is fetched: among them a tags file that
@@ -29,6 +37,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use driftless::image::automation::{Automation, CommitSigner, CommitTime, Outcome, SshSigner};
 use driftless::image::{resolve, FileTags, ImageObjects};
+use driftless::verify::{OpenPgpVerifier, SshVerifier, Verifier, VerifyMode};
 use sha2::{Digest, Sha256};
 
 #[derive(Parser, Debug)]
@@ -56,6 +65,14 @@ struct Args {
     /// An OpenSSH ed25519 private key to sign the commit with.
     #[arg(long)]
     signing_key: Option<PathBuf>,
+    /// Trusted SSH signers (git's allowed-signers format): the head the
+    /// update is built on must be signed by one of them.
+    #[arg(long, conflicts_with = "openpgp_keys")]
+    allowed_signers: Option<PathBuf>,
+    /// A folder of trusted armored OpenPGP public keys: the head the update
+    /// is built on must be signed by one of them.
+    #[arg(long)]
+    openpgp_keys: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -114,11 +131,21 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         seconds: now,
         offset_seconds: 0,
     };
-    let outcome = automation.run(
-        &resolution.images,
-        time,
-        signer.as_ref().map(|s| s as &dyn CommitSigner),
-    )?;
+    let verifier: Option<Box<dyn Verifier>> = match (&args.allowed_signers, &args.openpgp_keys) {
+        (Some(f), _) => Some(Box::new(SshVerifier::from_file(f, VerifyMode::Head)?)),
+        (None, Some(d)) => Some(Box::new(OpenPgpVerifier::from_dir(
+            d,
+            VerifyMode::Head,
+            // key expiry is checked at the current time, as gpg does
+            move || now,
+        )?)),
+        (None, None) => None,
+    };
+    let signer = signer.as_ref().map(|s| s as &dyn CommitSigner);
+    let outcome = match &verifier {
+        Some(v) => automation.run_verified(&resolution.images, time, signer, v.as_ref())?,
+        None => automation.run(&resolution.images, time, signer)?,
+    };
     match outcome {
         Outcome::NoUpdates { .. } => outln!("no updates"),
         Outcome::Pushed(p) => {

@@ -64,6 +64,20 @@ pub enum AutomationError {
         /// The remote (credentials removed).
         url: String,
     },
+    /// The head the update would be made on is refused by the verifier
+    /// ([`Automation::run_verified`]): the bot does not sign on top of a
+    /// commit the fleet would refuse.
+    #[error("refusing to commit on top of {commit} of {branch:?} at {url}: {reason}")]
+    UnverifiedBase {
+        /// The remote (credentials removed).
+        url: String,
+        /// The branch the base commit is the head of.
+        branch: String,
+        /// The base commit.
+        commit: String,
+        /// The verifier's refusal.
+        reason: Box<crate::verify::VerifyError>,
+    },
     /// Fetching failed.
     #[error("fetch from {url} failed: {message}")]
     Fetch {
@@ -845,15 +859,85 @@ impl Automation {
     }
 
     /// Fetches, runs the setters for `images`, and — when something changed
-    /// — commits (signed when `signer` is given) and pushes.
+    /// — commits (signed when `signer` is given) and pushes. The head it
+    /// builds on is not checked: see [`Automation::run_verified`].
     pub fn run(
         &self,
         images: &BTreeMap<String, LatestImage>,
         time: CommitTime,
         signer: Option<&dyn CommitSigner>,
     ) -> Result<Outcome, AutomationError> {
+        self.run_checked(images, time, signer, None)
+    }
+
+    /// [`Automation::run`], refusing to build on a head that `verifier`
+    /// (the verifier the fleet checks the branch with) rejects, before any
+    /// file is read: an unsigned commit pushed by someone else stays
+    /// refused instead of being covered by the bot's signed commit on top
+    /// (Flux's image automation builds on any head). The check covers the
+    /// head commit (a verifier in mode `AllCommitsSinceLastApplied` checks
+    /// it alone here: the bot knows no applied revision).
+    pub fn run_verified(
+        &self,
+        images: &BTreeMap<String, LatestImage>,
+        time: CommitTime,
+        signer: Option<&dyn CommitSigner>,
+        verifier: &dyn crate::verify::Verifier,
+    ) -> Result<Outcome, AutomationError> {
+        self.run_checked(images, time, signer, Some(verifier))
+    }
+
+    /// Checks `base`, the head of `branch`, with `verifier`.
+    fn verify_base(
+        &self,
+        base: &str,
+        branch: &str,
+        verifier: &dyn crate::verify::Verifier,
+    ) -> Result<(), AutomationError> {
+        let repo = self.open()?;
+        let id = gix::ObjectId::from_hex(base.as_bytes()).map_err(|e| self.repo_err(e))?;
+        let obj = repo.find_object(id).map_err(|e| self.repo_err(e))?;
+        if obj.kind != gix::object::Kind::Commit {
+            return Err(self.repo_err(format!("{base} is a {}, not a commit", obj.kind)));
+        }
+        let commit = crate::source::git::commit_info(&obj.data, base)
+            .map_err(|e| self.repo_err(format!("commit {base}: {e}")))?;
+        let snapshot = crate::source::Snapshot {
+            revision: crate::object::Revision::named(branch, base),
+            history: verifier.needs_history().then(|| crate::source::History {
+                since: None,
+                commits: vec![commit.clone()],
+            }),
+            commit: Some(commit),
+            tag: None,
+            tree: Tree::new(),
+        };
+        verifier
+            .verify(&snapshot)
+            .map(|_| ())
+            .map_err(|reason| AutomationError::UnverifiedBase {
+                url: redact_url(&self.url),
+                branch: branch.to_string(),
+                commit: base.to_string(),
+                reason: Box::new(reason),
+            })
+    }
+
+    fn run_checked(
+        &self,
+        images: &BTreeMap<String, LatestImage>,
+        time: CommitTime,
+        signer: Option<&dyn CommitSigner>,
+        verifier: Option<&dyn crate::verify::Verifier>,
+    ) -> Result<Outcome, AutomationError> {
         let (checkout, push_head) = self.fetch()?;
-        let base = push_head.unwrap_or(checkout);
+        let (base, branch) = match push_head {
+            Some(p) => (p, &self.push_branch),
+            None => (checkout, &self.branch),
+        };
+        if let Some(v) = verifier {
+            self.verify_base(&base, branch, v)?;
+        }
         let tree = self.read_tree(&base)?;
         let update = update_tree(&tree, &self.path, images)?;
         if update.is_empty() {
