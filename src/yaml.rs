@@ -27,6 +27,13 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most nodes one document may expand to (this bounds alias bombs).
     pub max_nodes: usize,
+    /// Most nodes one kustomization build may create: every object counts
+    /// (with the names and namespaces it has had) each time a
+    /// kustomization takes it in, and so does every node a patch or a
+    /// replacement writes, and each kustomization built counts one. This
+    /// bounds diamond-shaped kustomization graphs and JSON 6902 `copy`
+    /// doubling, which parse small and build huge.
+    pub max_build_nodes: usize,
     /// Deepest nesting of kustomizations (resources and components) the
     /// renderer follows.
     pub max_kustomization_depth: usize,
@@ -42,6 +49,7 @@ impl Default for Limits {
             max_documents: 100_000,
             max_depth: 128,
             max_nodes: 4_000_000,
+            max_build_nodes: 4_000_000,
             max_kustomization_depth: 64,
         }
     }

@@ -26,6 +26,7 @@ use crate::source::{join_path, PathError, Snapshot, Tree};
 use crate::verify::Verified;
 use crate::yaml::YamlLimits;
 
+mod budget;
 mod config;
 pub mod emit;
 mod fieldspec;
@@ -163,6 +164,7 @@ pub fn build_with_overlay(
         warnings: Vec::new(),
         stack: Vec::new(),
         schema: options.schema.clone(),
+        budget: budget::Budget::new(options.limits.max_build_nodes),
     };
     let (mut acc, top) = b.build_dir(&root, true)?;
     if let Some(ov) = overlay {
@@ -190,6 +192,7 @@ pub fn flux_generated_resources(
         warnings: Vec::new(),
         stack: Vec::new(),
         schema: options.schema.clone(),
+        budget: budget::Budget::new(options.limits.max_build_nodes),
     };
     Ok(b.flux_generate(&root)?.resources)
 }
@@ -208,6 +211,8 @@ struct Builder<'a> {
     warnings: Vec<String>,
     stack: Vec<String>,
     schema: Schema,
+    /// The nodes the build may still create.
+    budget: budget::Budget,
 }
 
 fn is_remote(s: &str) -> bool {
@@ -411,6 +416,9 @@ impl<'a> Builder<'a> {
             ));
         }
         let (k, file) = self.load_kustomization(dir, root)?;
+        self.budget
+            .charge(1)
+            .map_err(|e| RenderError::new(&file, e.message()))?;
         if k.kind.as_deref() == Some("Component") {
             return Err(RenderError::new(
                 &file,
@@ -484,6 +492,20 @@ impl<'a> Builder<'a> {
             );
         }
         Ok(())
+    }
+
+    /// Charges the build's node budget for an object the kustomization
+    /// `file` takes in: its nodes and the names and namespaces it has had.
+    fn take_in(&self, r: &Res, file: &str, field: &str) -> Result<(), RenderError> {
+        let history = r.names.len() + r.namespaces.len() + r.prefixes.len() + r.suffixes.len();
+        self.budget
+            .charge(history)
+            .and_then(|()| self.budget.charge_value(&r.value))
+            .map_err(|e| {
+                RenderError::new(file, e.message())
+                    .with_object(r.subject())
+                    .with_field(field)
+            })
     }
 
     fn add(&self, acc: &mut Acc, ids: &mut HashSet<String>, r: Res) -> Result<(), RenderError> {
@@ -673,6 +695,7 @@ impl<'a> Builder<'a> {
             if self.tree.is_dir(&p) {
                 let (sub, _) = self.build_dir(&p, false)?;
                 for r in sub.res {
+                    self.take_in(&r, file, "resources")?;
                     self.add(acc, &mut ids, r)?;
                 }
                 acc.vars.extend(sub.vars);
@@ -691,6 +714,7 @@ impl<'a> Builder<'a> {
                     }
                 })?;
                 for r in rs {
+                    self.take_in(&r, file, "resources")?;
                     self.add(acc, &mut ids, r)?;
                 }
             }
@@ -707,6 +731,7 @@ impl<'a> Builder<'a> {
                 &self.opts.secrets,
             )?;
             self.check_generator_files(dir, file, g)?;
+            self.take_in(&r, file, "configMapGenerator")?;
             self.merge_generated(acc, r, file)?;
         }
         for g in &k.secret_generator {
@@ -720,6 +745,7 @@ impl<'a> Builder<'a> {
                 &self.opts.secrets,
             )?;
             self.check_generator_files(dir, file, g)?;
+            self.take_in(&r, file, "secretGenerator")?;
             self.merge_generated(acc, r, file)?;
         }
         // components

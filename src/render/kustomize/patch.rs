@@ -244,6 +244,10 @@ fn smp_one(
     );
     let subject = r.subject();
     let group = r.group().to_string();
+    // the merge writes at most the patch's nodes into the object
+    b.budget
+        .charge_value(doc)
+        .map_err(|e| RenderError::new(label, e.message()).with_object(subject.clone()))?;
     // merged in place: a failed merge fails the whole build
     let out = merge::strategic_merge_owned(
         std::mem::take(&mut r.value),
@@ -383,8 +387,18 @@ fn apply_json6902(
         let patch = parsed
             .as_ref()
             .map_err(|e| RenderError::new(label, e.to_string()).with_object(subject.clone()))?;
-        merge::apply_json6902(&mut r.value, patch)
-            .map_err(|e| RenderError::new(label, e.to_string()).with_object(subject.clone()))?;
+        let mut left = b.budget.left();
+        let applied = merge::apply_json6902_within(&mut r.value, patch, &mut left);
+        let spent = b.budget.left() - left;
+        let charged = b.budget.charge(spent);
+        applied.map_err(|e| {
+            let message = match e {
+                merge::MergeError::TooManyNodes(_) => b.budget.exceeded().message(),
+                e => e.to_string(),
+            };
+            RenderError::new(label, message).with_object(subject.clone())
+        })?;
+        charged.map_err(|e| RenderError::new(label, e.message()).with_object(subject.clone()))?;
         if crate::object::check_value(&r.value).is_err() {
             return Err(RenderError::new(
                 label,

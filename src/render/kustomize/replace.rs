@@ -314,6 +314,14 @@ fn apply_one(
                     .with_object(subject.clone())
                     .with_field("replacements.targets.fieldPaths"));
                 }
+                // each field written takes a copy of the value
+                let cost = crate::render::merge::nodes_up_to(&value, b.budget.left())
+                    .saturating_mul(nodes.len());
+                b.budget.charge(cost).map_err(|e| {
+                    RenderError::new(file, e.message())
+                        .with_object(subject.clone())
+                        .with_field("replacements.targets.fieldPaths")
+                })?;
                 for n in nodes {
                     set_part(n, &value, t.options.as_ref());
                 }

@@ -33,6 +33,9 @@ pub enum MergeError {
     /// A JSON 6902 operation failed.
     #[error("JSON 6902 patch failed: {0}")]
     JsonPatchFailed(String),
+    /// A JSON 6902 operation would write more nodes than were left.
+    #[error("JSON 6902 operation '/{0}' writes more nodes than the budget has left")]
+    TooManyNodes(usize),
 }
 
 /// Applies a strategic merge patch to `target` using the merge keys for
@@ -425,10 +428,87 @@ pub fn apply_json6902(target: &mut Value, patch: &json_patch::Patch) -> Result<(
     json_patch::patch(target, &patch.0).map_err(|e| MergeError::JsonPatchFailed(e.to_string()))
 }
 
+/// Applies parsed JSON 6902 operations one at a time, taking the nodes
+/// each one writes (the value of an `add` or a `replace`, the subtree a
+/// `copy` duplicates) from `budget` before it runs: a patch whose every
+/// `copy` doubles the document stops when the budget is spent, not when
+/// memory is. On failure `target` may hold the operations before the one
+/// that failed (the caller drops it).
+pub fn apply_json6902_within(
+    target: &mut Value,
+    patch: &json_patch::Patch,
+    budget: &mut usize,
+) -> Result<(), MergeError> {
+    use json_patch::PatchOperation;
+    for (i, op) in patch.0.iter().enumerate() {
+        let cost = match op {
+            PatchOperation::Add(a) => nodes_up_to(&a.value, *budget),
+            PatchOperation::Replace(r) => nodes_up_to(&r.value, *budget),
+            PatchOperation::Copy(c) => target
+                .pointer(c.from.as_str())
+                .map_or(0, |v| nodes_up_to(v, *budget)),
+            _ => 0,
+        };
+        if cost > *budget {
+            return Err(MergeError::TooManyNodes(i));
+        }
+        *budget -= cost;
+        json_patch::patch(target, std::slice::from_ref(op)).map_err(|mut e| {
+            e.operation = i;
+            MergeError::JsonPatchFailed(e.to_string())
+        })?;
+    }
+    Ok(())
+}
+
+/// The nodes of `v` (every value, container or scalar), counted no further
+/// than `cap + 1`, so that the walk costs no more than the budget it
+/// checks.
+pub(crate) fn nodes_up_to(v: &Value, cap: usize) -> usize {
+    let mut n = 0usize;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        n += 1;
+        if n > cap {
+            return n;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter()),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json6902_within_a_budget() {
+        let ops = json!([
+            {"op": "add", "path": "/a", "value": [1, 2]},
+            {"op": "copy", "from": "/a", "path": "/b"},
+            {"op": "copy", "from": "", "path": "/c"}
+        ]);
+        let patch = parse_json6902(&ops).unwrap();
+        let mut doc = json!({});
+        let mut budget = 100;
+        apply_json6902_within(&mut doc, &patch, &mut budget).unwrap();
+        // 3 + 3 + the whole document (1 + 3 + 3)
+        assert_eq!(budget, 100 - 13);
+        let mut doc = json!({});
+        let mut budget = 12;
+        let e = apply_json6902_within(&mut doc, &patch, &mut budget).unwrap_err();
+        assert_eq!(e, MergeError::TooManyNodes(2));
+        // failures keep the operation's index
+        let ops = json!([{"op": "add", "path": "/a", "value": 1}, {"op": "remove", "path": "/x"}]);
+        let e = apply_json6902_within(&mut json!({}), &parse_json6902(&ops).unwrap(), &mut 10)
+            .unwrap_err();
+        assert!(e.to_string().contains("operation '/1'"), "{e}");
+    }
 
     #[test]
     fn containers_merge_by_name_patch_first() {
