@@ -73,7 +73,6 @@ fn run(repo: &Path, path: &str, cluster: &MemoryCluster, dry_run: bool) -> Fleet
         applier: cluster,
         clock: &clock,
         events: &NoEvents,
-        #[cfg(feature = "metrics")]
         metrics: None,
         schema: Schema::kubernetes(),
     };

@@ -49,6 +49,13 @@ pub use events::{Event, EventSink, InvolvedObject, NoEvents, RecordingSink, Seve
 pub use keys::KeysFromSecret;
 #[cfg(feature = "metrics")]
 pub use metrics::Metrics;
+
+/// Prometheus metrics need the `metrics` feature. Without it no `Metrics`
+/// value can exist, so [`FleetContext::metrics`] is always `None`, and a
+/// host's `metrics: None` compiles with and without the feature.
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug)]
+pub enum Metrics {}
 pub use overlay::apply_overlay;
 pub use schedule::{ScheduleOptions, ScheduledRun, Scheduler};
 
@@ -212,8 +219,8 @@ pub struct FleetContext<'a> {
     pub clock: &'a dyn Clock,
     /// Where events go.
     pub events: &'a dyn EventSink,
-    /// Metrics, when the host collects them.
-    #[cfg(feature = "metrics")]
+    /// Metrics, when the host collects them (always `None` without the
+    /// `metrics` feature).
     pub metrics: Option<&'a Metrics>,
     /// Type knowledge.
     pub schema: Schema,
@@ -529,7 +536,6 @@ impl FleetContext<'_> {
                     applier: overlay.as_ref(),
                     clock: self.clock,
                     events: self.events,
-                    #[cfg(feature = "metrics")]
                     metrics: self.metrics,
                     schema: self.schema.clone(),
                 };

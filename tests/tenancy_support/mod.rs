@@ -64,7 +64,6 @@ pub fn reconcile_source(
         applier,
         clock: &clock,
         events: &NoEvents,
-        #[cfg(feature = "metrics")]
         metrics: None,
         schema: Schema::kubernetes(),
     };
