@@ -6,6 +6,9 @@ use crate::verify::Verified;
 
 /// The result of a render: objects in output order, plus warnings
 /// (deprecations and the like) that never go to stdout.
+///
+/// To print the objects as `kubectl kustomize` does (multi-document YAML,
+/// byte for byte), use [`kustomize::emit::documents`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rendered {
     /// The rendered objects, in kustomize's output order.
