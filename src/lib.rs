@@ -78,6 +78,11 @@ pub mod schema;
 pub mod sops;
 pub mod source;
 pub mod verify;
+
+/// The README's examples, compiled and run as doctests exactly as printed.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
 pub mod yaml;
 
 pub use object::{Object, ObjectId, Revision};
