@@ -31,6 +31,24 @@ fn configmap(name: &str) -> Object {
 }
 
 /// Every file below `dir` with its bytes, `lock` aside.
+/// Retries a `Locked` open for up to ten seconds. Once the holder has
+/// closed the folder, the lock can still live on for an instant in a child
+/// process that another test of this binary is spawning: a forked child
+/// holds every open descriptor until its `exec` closes them
+/// (close-on-exec), and `flock` locks belong to the shared descriptor.
+/// `Locked` is retryable for exactly this; the test must not race it.
+fn retry_locked<T>(open: impl Fn() -> Result<T, StateError>) -> T {
+    for _ in 0..200 {
+        match open() {
+            Err(StateError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    open().unwrap()
+}
+
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         for e in fs::read_dir(dir).unwrap() {
@@ -137,9 +155,9 @@ fn one_writer_wins_and_readers_share() {
     }
 
     // Two readers at once; a writer right after they loaded.
-    let r1 = MemoryCluster::open_read_only(&path).unwrap();
-    let r2 = MemoryCluster::open_read_only(&path).unwrap();
-    let w = MemoryCluster::open_with(&path, Durability::Process).unwrap();
+    let r1 = retry_locked(|| MemoryCluster::open_read_only(&path));
+    let r2 = retry_locked(|| MemoryCluster::open_read_only(&path));
+    let w = retry_locked(|| MemoryCluster::open_with(&path, Durability::Process));
     block_on(w.apply(&configmap("new"), &ApplyOptions::default())).unwrap();
     // While the writer lives, a reader fails at once.
     let err = MemoryCluster::open_read_only(&path).unwrap_err();
@@ -148,7 +166,7 @@ fn one_writer_wins_and_readers_share() {
     // The readers kept their snapshot; a new reader sees the write.
     assert!(r1.object(&configmap("new").id()).is_none());
     assert!(r2.object(&configmap("new").id()).is_none());
-    let r3 = MemoryCluster::open_read_only(&path).unwrap();
+    let r3 = retry_locked(|| MemoryCluster::open_read_only(&path));
     assert!(r3.object(&configmap("new").id()).is_some());
 }
 
@@ -160,7 +178,7 @@ fn a_read_only_cluster_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     drop(MemoryCluster::open_with(dir.path(), Durability::Process).unwrap());
     let before = snapshot(dir.path());
-    let r = MemoryCluster::open_read_only(dir.path()).unwrap();
+    let r = retry_locked(|| MemoryCluster::open_read_only(dir.path()));
     let dry = ApplyOptions {
         dry_run: true,
         ..ApplyOptions::default()
