@@ -81,6 +81,24 @@ pub(crate) fn fix(
     // in object order wins.
     let fix_one = |i: usize, referrer: &mut Res| -> Result<(), RenderError> {
         let r = &*referrer;
+        // kustomize reads every RBAC subject's name, whatever its kind and
+        // whether a ServiceAccount is in the build: one without a name fails
+        // the build (`path config error; no 'name' field in node`)
+        if r.group() == "rbac.authorization.k8s.io"
+            && matches!(r.kind(), "RoleBinding" | "ClusterRoleBinding")
+        {
+            if let Some(Value::Array(subjects)) = r.value.get("subjects") {
+                for (n, s) in subjects.iter().enumerate() {
+                    if s.is_object() && s.get("name").is_none() {
+                        return Err(
+                            RenderError::new(r.file.clone(), "no 'name' field in subject")
+                                .with_object(r.subject())
+                                .with_field(format!("subjects[{n}].name")),
+                        );
+                    }
+                }
+            }
+        }
         let mut rules = by_kind
             .get(r.kind())
             .into_iter()
