@@ -361,3 +361,50 @@ fn an_unknown_kind_in_the_cluster_folder_deletes_nothing() {
         "the state is byte-identical after a refused dry-run"
     );
 }
+
+/// Found by tests/mutation.rs: one character inserted in the root
+/// Kustomization's name (`gotk-sync.yaml`: `f0lux-system`) made the root
+/// prune its own Kustomization object, whose inventory (the root's, that
+/// is, the whole fleet) was then garbage-collected: every object deleted.
+/// A Kustomization never garbage-collects itself: the renamed object is
+/// applied, the old one deleted, and nothing else.
+#[test]
+fn renaming_the_root_kustomization_does_not_collect_the_fleet() {
+    let fleet = demo_fleet();
+    let state = tempfile::tempdir().unwrap();
+    let repo = fleet.path().to_str().unwrap().to_string();
+    let st = state.path().join("s");
+    let st = st.to_str().unwrap().to_string();
+    let tenant = demo_tenant_source(&repo);
+    let args = [
+        "--repo",
+        repo.as_str(),
+        "--state",
+        st.as_str(),
+        &tenant,
+        "--max-prune",
+        "100%",
+    ];
+    let out = run_example("reconcile", &args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    edit_file(
+        &fleet
+            .path()
+            .join("clusters/production/flux-system/gotk-sync.yaml"),
+        "kind: Kustomization\nmetadata:\n  name: flux-system",
+        "kind: Kustomization\nmetadata:\n  name: f0lux-system",
+    );
+    let out = run_example("reconcile", &args);
+    let (o, e) = (stdout(&out), stderr(&out));
+    let deleted: Vec<&str> = o.lines().filter(|l| l.ends_with(" deleted")).collect();
+    assert_eq!(
+        deleted,
+        ["Kustomization/flux-system/flux-system deleted"],
+        "{o}{e}"
+    );
+    let after = files(Path::new(&st));
+    for kept in ["Deployment/apps/app1", "Deployment/team-a/web"] {
+        assert!(after.keys().any(|f| f.contains(kept)), "{kept}: {o}");
+    }
+}

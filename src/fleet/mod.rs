@@ -1462,10 +1462,17 @@ impl FleetContext<'_> {
         }
         let applied = async {
             let failed_as = |reason: &'static str| move |e: ReconcileError| Stop::Run(e, reason);
-            let owned = self
+            // a Kustomization that lists its own object (the root does) never
+            // garbage-collects itself: its inventory is the one this run
+            // reconciles, and pruning its object (renamed in Git) deletes
+            // that object alone
+            let owned: Vec<Object> = self
                 .live_kustomizations(&key, &result.inventory)
                 .await
-                .map_err(failed_as(reason::FAILED))?;
+                .map_err(failed_as(reason::FAILED))?
+                .into_iter()
+                .filter(|o| format!("{}/{}", o.namespace(), o.name()) != key)
+                .collect();
             let run = reconciler
                 .plan_objects(
                     snapshot.revision.clone(),
