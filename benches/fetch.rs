@@ -2,7 +2,11 @@
 //! - a no-op fetch of an unchanged remote over file:// and local http
 //!   (goal: under 50 ms);
 //! - a shallow clone of a 10,000-file repository, against
-//!   `git clone --depth 1` of the same repository in the same run.
+//!   `git clone --depth 1` of the same repository in the same run;
+//! - reading deeply nested trees (`deep/1000`, `deep/4000`: a file in each
+//!   of 1,000 or 4,000 nested folders, the pack already cached): the time
+//!   grows linearly with the depth (issue 17, L4: 20 s at depth 4,000
+//!   before), against `git ls-tree -r` of the same tree.
 
 #[path = "../tests/git_support/mod.rs"]
 mod git_support;
@@ -11,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use driftless::source::{GitRef, GitSource, Source};
+use driftless::source::{GitLimits, GitRef, GitSource, Source};
 use git_support::*;
 
 fn bench(c: &mut Criterion) {
@@ -119,5 +123,80 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A repository whose `main` holds a file in each of `depth` nested
+/// folders (`a/f.yaml`, `a/a/f.yaml`, ...), made with `git fast-import`,
+/// served with git's depth limit raised.
+fn deep_repo(s: &Scratch, depth: usize) -> std::path::PathBuf {
+    use std::io::Write;
+    let repo = s.init_repo(&format!("deep{depth}"));
+    let mut stream = String::from(
+        "commit refs/heads/main\ncommitter Ada <ada@example.org> 1700000000 +0000\ndata 4\ndeep\n",
+    );
+    let mut path = String::new();
+    for i in 0..depth {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push('a');
+        let body = format!("x: {i}\n");
+        stream.push_str(&format!(
+            "M 100644 inline {path}/f.yaml\ndata {}\n{body}",
+            body.len()
+        ));
+    }
+    let mut child = git_cmd(&repo, &s.home())
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    git(&repo, &s.home(), &["config", "core.maxTreeDepth", "100000"]);
+    repo
+}
+
+fn bench_deep(c: &mut Criterion) {
+    let s = Scratch::new();
+    let mut g = c.benchmark_group("deep");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let main = GitRef::branch("main");
+    for depth in [1000, 4000] {
+        let repo = deep_repo(&s, depth);
+        let url = format!("file://{}", repo.display());
+        let cache = s.path().join(format!("cache-deep{depth}"));
+        let limits = GitLimits {
+            max_depth: 4096,
+            ..GitLimits::default()
+        };
+        // a new source each time: the pack is cached, the tree is read
+        let read = || {
+            let src = GitSource::new(&url)
+                .unwrap()
+                .with_cache_dir(&cache)
+                .with_limits(limits);
+            let snap = block(src.fetch(&main)).unwrap();
+            assert_eq!(snap.tree.len(), depth);
+        };
+        read();
+        g.bench_function(format!("driftless/{depth}"), |b| b.iter(read));
+        g.bench_function(format!("git-ls-tree/{depth}"), |b| {
+            b.iter(|| {
+                let out = git(
+                    &repo,
+                    &s.home(),
+                    &["-c", "core.maxTreeDepth=100000", "ls-tree", "-r", "main"],
+                );
+                assert_eq!(out.lines().count(), depth);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_deep);
 criterion_main!(benches);

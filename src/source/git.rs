@@ -85,7 +85,8 @@ pub struct GitLimits {
     pub max_tree_bytes: u64,
     /// Most entries (files, links, folders) in one tree (default 1 000 000).
     pub max_entries: u64,
-    /// Deepest folder nesting (default 4096, git's `core.maxTreeDepth`).
+    /// Deepest folder nesting (default 2048, git's `core.maxTreeDepth`:
+    /// git itself refuses to read or send a deeper tree).
     pub max_depth: usize,
     /// Most commits checked since the revision applied last (default
     /// 10 000; see `VerifyMode::AllCommitsSinceLastApplied`).
@@ -106,7 +107,7 @@ impl Default for GitLimits {
             max_file_bytes: 64 * 1024 * 1024,
             max_tree_bytes: 256 * 1024 * 1024,
             max_entries: 1_000_000,
-            max_depth: 4096,
+            max_depth: 2048,
             max_history: 10_000,
             max_response_bytes: 64 * 1024 * 1024,
             max_pack_bytes: 1024 * 1024 * 1024,
