@@ -510,9 +510,14 @@ impl Store {
 
 impl Drop for Store {
     /// Clears the pid before the lock goes, so that a folder whose writer
-    /// has exited holds the same bytes whoever wrote it.
+    /// has exited holds the same bytes whoever wrote it. The lock is
+    /// released explicitly, not by closing the file: a child process the
+    /// host forks at that moment shares the descriptor until its `exec`,
+    /// and `flock` locks belong to the descriptor, so closing ours alone
+    /// left the folder locked for that instant.
     fn drop(&mut self) {
         let _ = self.lock.set_len(0);
+        let _ = self.lock.unlock();
     }
 }
 
