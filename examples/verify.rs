@@ -3,8 +3,7 @@
 //! ```text
 //! cargo run --example verify -- --repo <url|dir> --ref <ref> \
 //!     (--allowed-signers <file> | --openpgp-keys <dir>) \
-//!     [--mode head|tag|tag-and-head|all-commits-since-last-applied [--last-applied <sha>]] \
-//!     [--timeout 60s]
+//!     [--mode head|tag|tag-and-head|all-commits-since-last-applied [--last-applied <sha>]]
 //! ```
 //!
 //! `--ref` is a branch name, or `tag:<name>`, `semver:<range>`, `commit:<sha>`,
@@ -18,8 +17,7 @@
 //! The signature is checked before the revision's files are read.
 //! `--mode all-commits-since-last-applied` checks the head and every commit
 //! since `--last-applied` (`git rev-list <sha>..<head>`); without
-//! `--last-applied`, the head alone. `--timeout` bounds the whole fetch
-//! (default `60s`, Flux's `GitRepository.spec.timeout`).
+//! `--last-applied`, the head alone.
 
 #[macro_use]
 mod cli;
@@ -57,9 +55,6 @@ struct Args {
     /// The commit applied last, for `--mode all-commits-since-last-applied`.
     #[arg(long)]
     last_applied: Option<String>,
-    /// The fetch's overall deadline, e.g. `60s`.
-    #[arg(long, default_value = "60s")]
-    timeout: String,
     /// Cache folder for the fetched repository.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -124,8 +119,6 @@ fn run(args: Args) -> Result<String, Failure> {
             "--last-applied needs --mode all-commits-since-last-applied".into(),
         ));
     }
-    let timeout = driftless::flux::parse_duration(&args.timeout)
-        .map_err(|e| Failure::Error(format!("--timeout: {e}")))?;
     let verifier: Box<dyn Verifier> = match (&args.allowed_signers, &args.openpgp_keys) {
         (Some(f), _) => Box::new(SshVerifier::from_file(f, mode).map_err(|e| e.to_string())?),
         (None, Some(d)) => Box::new(
@@ -151,9 +144,8 @@ fn run(args: Args) -> Result<String, Failure> {
     if let (Some(k), Some(h)) = (args.ssh_key, args.known_hosts) {
         src = src.with_ssh_key(k, h);
     }
-    let request = FetchRequest::new(parse_ref(&args.reference)?)
-        .with_last_applied(args.last_applied)
-        .with_timeout(Some(timeout));
+    let request =
+        FetchRequest::new(parse_ref(&args.reference)?).with_last_applied(args.last_applied);
     // the signature is checked before the tree is read
     let verified = futures::executor::block_on(src.fetch_verified(&request, verifier.as_ref()))
         .map_err(|e| match e {

@@ -100,9 +100,6 @@ pub struct ReconcileOptions {
     /// The commit (or revision) applied last, for a verifier in mode
     /// [`VerifyMode::AllCommitsSinceLastApplied`](crate::verify::VerifyMode::AllCommitsSinceLastApplied).
     pub last_applied: Option<String>,
-    /// The fetch's overall deadline (Flux's `GitRepository.spec.timeout`);
-    /// `None` for the source's default.
-    pub fetch_timeout: Option<std::time::Duration>,
     /// The key the inventory is recorded under (Flux: `<ns>/<name>` of the
     /// Kustomization).
     pub owner: String,
@@ -124,7 +121,6 @@ impl Default for ReconcileOptions {
             path: ".".to_string(),
             reference: GitRef::default(),
             last_applied: None,
-            fetch_timeout: None,
             owner: "flux-system/flux-system".to_string(),
             plan: PlanOptions::default(),
             dry_run: false,
@@ -324,8 +320,7 @@ impl Reconciler<'_> {
         let verified = {
             let _s = debug_span!("fetch").entered();
             let request = FetchRequest::new(options.reference.clone())
-                .with_last_applied(options.last_applied.clone())
-                .with_timeout(options.fetch_timeout);
+                .with_last_applied(options.last_applied.clone());
             self.source
                 .fetch_verified(&request, self.verifier)
                 .await

@@ -972,14 +972,7 @@ impl FleetContext<'_> {
             .as_ref()
             .and_then(|r| r.spec.reference.clone())
             .unwrap_or_else(|| binding.reference.clone());
-        let timeout = match repo.as_ref().and_then(|r| r.spec.timeout.as_deref()) {
-            Some(t) => Some(
-                crate::flux::parse_duration(t)
-                    .map_err(|e| format!("{}: spec.timeout: {e}", id.subject()))?,
-            ),
-            None => None,
-        };
-        let request = FetchRequest::new(reference).with_timeout(timeout);
+        let request = FetchRequest::new(reference);
         // the verifier is chosen before the fetch: the source checks the
         // signature before it reads the tree
         let from_secret: Box<dyn Verifier>;
@@ -1203,7 +1196,6 @@ impl FleetContext<'_> {
                 path: k.spec.path.clone().unwrap_or_default(),
                 reference: GitRef::default(),
                 last_applied: None,
-                fetch_timeout: None,
                 owner: key.clone(),
                 plan: PlanOptions {
                     prune: true,
@@ -1437,7 +1429,6 @@ impl FleetContext<'_> {
             path: path.clone(),
             reference: GitRef::default(),
             last_applied: None,
-            fetch_timeout: None,
             owner: key.clone(),
             plan: PlanOptions {
                 prune: k.spec.prune && options.allow_prune,

@@ -91,14 +91,6 @@ pub struct GitLimits {
     /// Most commits checked since the revision applied last (default
     /// 10 000; see `VerifyMode::AllCommitsSinceLastApplied`).
     pub max_history: usize,
-    /// Most bytes of ref advertisement and of any one server response
-    /// over http(s) (default 64 MiB, packs excluded: see `max_pack_bytes`).
-    pub max_response_bytes: u64,
-    /// Most bytes of one pack received over http(s) (default 1 GiB).
-    pub max_pack_bytes: u64,
-    /// The overall deadline of one fetch when the request sets none
-    /// (default 60 s, Flux's `GitRepository.spec.timeout`).
-    pub timeout: std::time::Duration,
 }
 
 impl Default for GitLimits {
@@ -109,9 +101,6 @@ impl Default for GitLimits {
             max_entries: 1_000_000,
             max_depth: 2048,
             max_history: 10_000,
-            max_response_bytes: 64 * 1024 * 1024,
-            max_pack_bytes: 1024 * 1024 * 1024,
-            timeout: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -349,31 +349,20 @@ pub struct FetchRequest {
     /// [`VerifyMode::AllCommitsSinceLastApplied`](crate::verify::VerifyMode::AllCommitsSinceLastApplied)
     /// checks every commit since.
     pub last_applied: Option<String>,
-    /// An overall deadline for the fetch (Flux's `GitRepository.spec.timeout`,
-    /// 60 s by default there); `None` for the source's own default.
-    pub timeout: Option<std::time::Duration>,
 }
 
 impl FetchRequest {
-    /// A request for `reference`, with no last applied revision and the
-    /// source's default timeout.
+    /// A request for `reference`, with no last applied revision.
     pub fn new(reference: GitRef) -> Self {
         FetchRequest {
             reference,
             last_applied: None,
-            timeout: None,
         }
     }
 
     /// Sets the commit (or revision) applied last.
     pub fn with_last_applied(mut self, revision: Option<String>) -> Self {
         self.last_applied = revision;
-        self
-    }
-
-    /// Sets the overall deadline.
-    pub fn with_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-        self.timeout = timeout;
         self
     }
 }
